@@ -1,0 +1,1 @@
+"""Built-in plugins. They register through the same hooks as any third party."""

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv with the one tested version set (constraints.txt) and install
+# grpo-core plus every in-repo plugin, editable. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q -U pip
+fi
+# torch first, pinned to the local CPU wheel; everything after is constrained to it.
+.venv/bin/pip install -q -c constraints.txt torch==2.13.0
+plugin_args=()
+for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
+.venv/bin/pip install -q -c constraints.txt -e ".[dev]" "${plugin_args[@]}"
+if .venv/bin/pip list 2>/dev/null | grep -qi '^nvidia-'; then
+  echo "setup: CUDA packages were pulled in; the CPU install must not have them (check constraints.txt)" >&2
+  exit 1
+fi
