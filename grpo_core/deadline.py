@@ -19,7 +19,6 @@ inline: the outer deadline already bounds them.
 from __future__ import annotations
 
 import atexit
-import multiprocessing as mp
 import os
 import threading
 import time
@@ -45,7 +44,8 @@ class Outcome:
 def _worker_main(conn) -> None:
     global _IN_WORKER
     _IN_WORKER = True
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import pickle
+
     while True:
         try:
             msg = conn.recv()
@@ -55,12 +55,13 @@ def _worker_main(conn) -> None:
             return
         task_id, payload = msg
         try:
-            import pickle
-
             fn, args, kwargs = pickle.loads(payload)
         except BaseException as exc:  # noqa: BLE001 - report, never die silently
             conn.send((task_id, "started", None))
-            conn.send((task_id, "error", f"could not load task: {type(exc).__name__}: {exc}"))
+            conn.send(
+                (task_id, "error", f"could not load task in the worker ({type(exc).__name__}: {exc}); "
+                 "define the function in an importable module, not in __main__ or a notebook cell")
+            )
             continue
         conn.send((task_id, "started", None))
         try:
@@ -74,21 +75,42 @@ def _worker_main(conn) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx) -> None:
-        parent, child = ctx.Pipe(duplex=True)
-        self.conn = parent
-        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="grpo-core-worker")
-        self.proc.start()
+    """One ``python -m grpo_core._worker`` child, talking over a socketpair.
+
+    A plain subprocess (not multiprocessing) so that the parent's ``__main__``
+    is never re-imported and workers may start processes of their own.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grpo_core._worker", str(child.fileno())],
+            pass_fds=(child.fileno(),),
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         child.close()
+        self.conn = Connection(parent.detach())
         self.task: int | None = None
         self.started_at: float | None = None
         self.dispatched_at: float = 0.0
         self.timeout: float = 0.0
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def kill(self) -> None:
         try:
             self.proc.kill()
-            self.proc.join(timeout=5)
+            self.proc.wait(timeout=5)
         except Exception:
             pass
         try:
@@ -103,15 +125,14 @@ class KillablePool:
     def __init__(self, size: int | None = None) -> None:
         env = os.environ.get("GRPO_CORE_WORKERS")
         self.size = max(1, size or (int(env) if env else min(2, os.cpu_count() or 1)))
-        self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self.killed = 0  # workers killed on a deadline, for metrics
 
     def _ensure(self) -> None:
-        self._workers = [w for w in self._workers if w.proc.is_alive()]
+        self._workers = [w for w in self._workers if w.alive()]
         while len(self._workers) < self.size:
-            self._workers.append(_Worker(self._ctx))
+            self._workers.append(_Worker())
 
     def map(self, fn: Callable, arg_list: Sequence[tuple], timeout: float, kwargs_list: Sequence[dict] | None = None) -> list[Outcome]:
         import pickle
@@ -172,7 +193,7 @@ class KillablePool:
         busy.pop(id(w), None)
         w.kill()
         self._workers.remove(w)
-        self._workers.append(_Worker(self._ctx))
+        self._workers.append(_Worker())
 
     def close(self) -> None:
         with self._lock:
@@ -229,3 +250,4 @@ def _inline(fn: Callable, args: tuple, kwargs: dict) -> Outcome:
         return Outcome(True, value=fn(*args, **kwargs), seconds=time.monotonic() - t0)
     except Exception as exc:  # noqa: BLE001
         return Outcome(False, error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - t0)
+

@@ -32,6 +32,7 @@ ENTRY_POINT_GROUP = "grpo_core"
 LOAD_ENV = "GRPO_CORE_LOAD_PLUGINS"
 DEFAULT_PLUGINS = (
     "grpo_core.builtin.format_rewards",
+    "grpo_core.builtin.arithmetic",
 )
 
 pm = pluggy.PluginManager("grpo_core")
