@@ -75,6 +75,7 @@ def _listing(kind: str, as_json: bool) -> None:
         s["source"] = f"{s['distribution'] or s['plugin']} {s['version'] or ''}".strip()
         s["name"] = s["name"] if s["name"] in reg.names() else s["qualified_name"]
         rows.append(s)
+    _print_collisions(reg)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -84,7 +85,6 @@ def _listing(kind: str, as_json: bool) -> None:
     if kind == "datasets":
         cols = ["name", "verifier", "source", "description"]
     click.echo(_table(rows, cols) if rows else f"(no {kind} registered)")
-    _print_collisions(reg)
 
 
 @cli.command()
@@ -108,12 +108,35 @@ def datasets(as_json):
     _listing("datasets", as_json)
 
 
+_core_commands: dict[str, click.Command] = {}
+
+
 def _attach_commands() -> None:
+    """Attach the core's sub-commands, then each plugin's (``register_commands``).
+
+    A plugin may add commands but never replace one of the core's: that is
+    reported and undone. A plugin whose hook raises is reported and skipped.
+    """
     from . import commands  # noqa: F401  (registers run, score, eval, ...)
     from .plugins import load_plugins, pm
 
+    if not _core_commands:
+        _core_commands.update(cli.commands)
     load_plugins()
-    pm.hook.register_commands(cli=cli)
+    for impl in pm.hook.register_commands.get_hookimpls():
+        plugin = pm.get_name(impl.plugin) or repr(impl.plugin)
+        try:
+            impl.function(**{a: cli for a in impl.argnames})
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not break the CLI
+            click.echo(f"grpo-core: warning: plugin {plugin!r} failed in register_commands: {type(exc).__name__}: {exc}", err=True)
+        for name, cmd in _core_commands.items():
+            if cli.commands.get(name) is not cmd:
+                cli.commands[name] = cmd
+                click.echo(
+                    f"grpo-core: warning: plugin {plugin!r} tried to replace the core command {name!r}; "
+                    "it was kept. Give the plugin's command another name.",
+                    err=True,
+                )
 
 
 def main(argv: list[str] | None = None) -> int:

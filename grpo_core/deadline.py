@@ -142,6 +142,12 @@ class KillablePool:
         results: list[Outcome | None] = [None] * n
         pending = list(range(n))[::-1]
         with self._lock:
+            # A worker still holding a task here was abandoned by an interrupted
+            # map (KeyboardInterrupt, ...): it may still be computing and would
+            # answer for a task of ours, so it is replaced, not reused.
+            for w in [w for w in self._workers if w.task is not None]:
+                w.kill()
+                self._workers.remove(w)
             self._ensure()
             busy: dict[int, _Worker] = {}
             while pending or busy:
@@ -154,7 +160,12 @@ class KillablePool:
                             results[i] = Outcome(False, error=f"task is not picklable: {exc}")
                             continue
                         w.task, w.started_at, w.dispatched_at, w.timeout = i, None, time.monotonic(), timeout
-                        w.conn.send((i, payload))
+                        try:
+                            w.conn.send((i, payload))
+                        except OSError:  # the worker died while idle: retry the task on a fresh one
+                            pending.append(i)
+                            self._replace(w, busy)
+                            break
                         busy[id(w)] = w
                 if not busy:
                     continue

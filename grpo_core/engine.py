@@ -247,7 +247,10 @@ class RewardEngine:
         for i in range(n):
             one = _slice(kwargs, i)
             try:
-                vals.extend(self._clean(r, self._call(r, one), 1, st))
+                if r.timeout is not None:  # the retry stays under the reward's time limit
+                    vals.extend(self._with_thread_timeout(r, one, 1, st))
+                else:
+                    vals.extend(self._clean(r, self._call(r, one), 1, st))
             except Exception as exc:  # noqa: BLE001
                 st.errors += 1
                 st.last_error = f"{type(exc).__name__}: {exc}"

@@ -20,14 +20,16 @@ def completion_text(completion: Any) -> str:
     if isinstance(completion, str):
         return completion
     if isinstance(completion, dict):
-        return str(completion.get("content", "") or "")
+        if "content" not in completion and isinstance(completion.get("text"), str):
+            return completion["text"]  # a content part: {"type": "text", "text": ...}
+        c = completion.get("content", "") or ""
+        return c if isinstance(c, str) else completion_text(c)
     if isinstance(completion, (list, tuple)):
         parts = []
         for m in completion:
             if isinstance(m, dict):
                 if m.get("role", "assistant") == "assistant":
-                    c = m.get("content", "")
-                    parts.append(c if isinstance(c, str) else completion_text(c))
+                    parts.append(completion_text(m))
             else:
                 parts.append(completion_text(m))
         return "".join(parts)

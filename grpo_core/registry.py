@@ -29,10 +29,13 @@ class Provenance:
     plugin: str  #: pluggy plugin name (the entry-point name, or the built-in module)
     distribution: str | None  #: the installed distribution, None for in-process plugins
     version: str | None
+    origin: str | None = None  #: the file of a plugin loaded with load_plugin_file
 
     def describe(self) -> str:
         if self.distribution:
             return f"{self.distribution} {self.version or ''}".strip()
+        if self.origin:
+            return f"{self.plugin} (file {self.origin})"
         return f"{self.plugin} (in-process)"
 
 
@@ -166,24 +169,54 @@ def _is_async(obj: Any) -> bool:
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(getattr(obj, "__call__", None))
 
 
+def check_name(kind: str, name: Any) -> str:
+    """Names are used on command lines: no separators, no whitespace."""
+    if not isinstance(name, str) or not name or any(ch in name for ch in "/:,") or any(ch.isspace() for ch in name):
+        raise RegistrationError(
+            f"{kind} name {name!r} is not usable: it must be a non-empty string without whitespace, "
+            "'/', ':' or ',' (they separate plugin, weight and list entries)."
+        )
+    return name
+
+
+def _first_doc_line(obj: Any) -> str:
+    import functools
+
+    while isinstance(obj, functools.partial):  # partial's own docstring describes partial, not the reward
+        obj = obj.func
+    if not (inspect.isfunction(obj) or inspect.ismethod(obj) or inspect.isclass(obj)):
+        obj = type(obj)  # a callable object or an adapter instance: its class's docstring
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else getattr(obj, "__doc__", None)
+    # never inherited: a base class's docstring does not describe this item
+    return inspect.cleandoc(doc).strip().split("\n")[0] if isinstance(doc, str) and doc.strip() else ""
+
+
 def make_reward_spec(func: Any, name: str | None, provenance: Provenance, metadata: dict) -> RewardSpec:
-    if not callable(func):
-        raise RegistrationError(f"register_rewards: {func!r} is not callable; register a function func(completions, **kwargs).")
-    name = name or _callable_name(func)
+    if not callable(func) or inspect.isclass(func):
+        raise RegistrationError(
+            f"register_rewards: {func!r} is not a reward function; register a callable func(completions, **kwargs) "
+            "(an instance, not a class)."
+        )
+    name = name if name is not None else _callable_name(func)
     if not name:
         raise RegistrationError(
             f"register_rewards: cannot name {func!r} (a functools.partial or callable without __name__); "
             "pass register(func, name='my_reward')."
         )
-    if "/" in name or ":" in name or "," in name or not name.strip():
-        raise RegistrationError(f"reward name {name!r} may not contain '/', ':' or ',' (they separate plugin, weight and list).")
+    name = check_name("reward", name)
     extra = {k: v for k, v in metadata.items() if k not in _REWARD_KEYS}
     requires = metadata.get("requires", ())
     if isinstance(requires, str):
         requires = (requires,)
-    if not all(isinstance(r, str) for r in requires):
-        raise RegistrationError(f"reward {name!r}: requires must be column names (strings), got {requires!r}.")
+    try:
+        requires = tuple(requires)
+    except TypeError:
+        requires = (requires,)
+    if not all(isinstance(r, str) and r for r in requires):
+        raise RegistrationError(f"reward {name!r}: requires must be column names (strings), got {metadata.get('requires')!r}.")
     weight = metadata.get("default_weight", 1.0)
+    if isinstance(weight, bool):
+        raise RegistrationError(f"reward {name!r}: default_weight must be a number, got {weight!r}.")
     try:
         weight = float(weight)
     except (TypeError, ValueError):
@@ -191,31 +224,42 @@ def make_reward_spec(func: Any, name: str | None, provenance: Provenance, metada
     if not math.isfinite(weight):
         raise RegistrationError(f"reward {name!r}: default_weight must be finite, got {weight}.")
     timeout = metadata.get("timeout")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or not timeout > 0):
-        raise RegistrationError(f"reward {name!r}: timeout must be a positive number of seconds, got {timeout!r}.")
-    description = metadata.get("description") or (inspect.getdoc(func) or "").strip().split("\n")[0]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or not timeout > 0
+    ):
+        raise RegistrationError(f"reward {name!r}: timeout must be a positive, finite number of seconds, got {timeout!r}.")
+    cpu_bound = metadata.get("cpu_bound", False)
+    if not isinstance(cpu_bound, bool):
+        raise RegistrationError(f"reward {name!r}: cpu_bound must be True or False, got {cpu_bound!r}.")
+    description = metadata.get("description")
+    if description is not None and not isinstance(description, str):
+        raise RegistrationError(f"reward {name!r}: description must be a string, got {description!r}.")
+    description = description or _first_doc_line(func)
     return RewardSpec(
         name=name,
         func=func,
         provenance=provenance,
         description=description,
-        requires=tuple(requires),
+        requires=requires,
         default_weight=weight,
         timeout=float(timeout) if timeout is not None else None,
-        cpu_bound=bool(metadata.get("cpu_bound", False)),
+        cpu_bound=cpu_bound,
         is_async=_is_async(func),
         extra=extra,
     )
 
 
 def make_entry(kind: str, obj: Any, name: str | None, provenance: Provenance, required: tuple[str, ...]) -> Entry:
+    if inspect.isclass(obj):
+        raise RegistrationError(f"register_{kind}s: {obj!r} is a class; register an instance, e.g. register({obj.__name__}()).")
     missing = [m for m in required if not callable(getattr(obj, m, None))]
     if missing:
         raise RegistrationError(
             f"register_{kind}s: {obj!r} lacks {', '.join(missing)}; a {kind} needs {', '.join(required)}."
         )
-    name = name or getattr(obj, "name", None) or _callable_name(obj)
-    if not isinstance(name, str) or not name or "/" in name or ":" in name:
-        raise RegistrationError(f"register_{kind}s: give {obj!r} a name without '/' or ':' (register(obj, name='...')).")
-    description = getattr(obj, "description", "") or (inspect.getdoc(obj) or "").strip().split("\n")[0]
-    return Entry(name=name, obj=obj, provenance=provenance, description=description)
+    name = name if name is not None else (getattr(obj, "name", None) or _callable_name(obj))
+    if not name:
+        raise RegistrationError(f"register_{kind}s: give {obj!r} a name (a `name` attribute, or register(obj, name='...')).")
+    name = check_name(kind, name)
+    description = getattr(obj, "description", "") or _first_doc_line(obj)
+    return Entry(name=name, obj=obj, provenance=provenance, description=str(description))
