@@ -1,0 +1,178 @@
+"""Pre-flight checks: everything that can fail before the model loads.
+
+Each check prints what it found and raises :class:`PreflightError` with the
+fix when the run cannot work. ``grpo-core run --dry-run`` stops after them.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .chat_templates import opens_think_tag
+from .errors import PreflightError
+from .prompts import format_xml
+
+
+@dataclass
+class PreflightReport:
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def say(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def warn(self, msg: str) -> None:
+        self.warnings.append(msg)
+        self.lines.append(f"warning: {msg}")
+
+
+def check_columns(dataset, engine, report: PreflightReport) -> None:
+    cols = set(dataset.column_names)
+    problems = []
+    for r in engine.rewards:
+        missing = [c for c in r.spec.requires if c not in cols]
+        if missing:
+            problems.append(f"reward {r.name!r} ({r.spec.provenance.describe()}) needs column(s) {missing}")
+    if problems:
+        raise PreflightError(
+            "; ".join(problems) + f". The dataset has columns {sorted(cols)}. Choose a dataset that provides them, or drop the reward."
+        )
+    report.say(f"columns: {', '.join(sorted(cols))} (every reward's `requires` is met)")
+
+
+def render_prompt(tokenizer, prompt) -> str:
+    if isinstance(prompt, list):
+        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return str(prompt)
+
+
+def check_template(dataset, tokenizer, report: PreflightReport) -> str:
+    rendered = render_prompt(tokenizer, dataset[0]["prompt"])
+    report.say("first prompt as the model will see it:\n" + "\n".join("    " + ln for ln in rendered.splitlines()))
+    tag = opens_think_tag(rendered)
+    if tag:
+        report.warn(
+            f"the chat template already opens {tag!r} at the end of the prompt, so completions start inside it and "
+            "format rewards that expect the model to write the opening tag will never fire."
+        )
+    return rendered
+
+
+def check_lengths(dataset, tokenizer, max_prompt_length: int | None, policy: str, report: PreflightReport):
+    lengths = [len(tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]) for p in dataset["prompt"]]
+    report.facts["prompt_tokens"] = {"min": min(lengths), "mean": round(statistics.mean(lengths), 1), "max": max(lengths)}
+    report.say(f"prompt tokens: min {min(lengths)}, mean {statistics.mean(lengths):.1f}, max {max(lengths)} over {len(lengths)} prompts")
+    if max_prompt_length is None:
+        return dataset
+    over = [i for i, n in enumerate(lengths) if n > max_prompt_length]
+    if not over:
+        return dataset
+    msg = f"{len(over)} of {len(lengths)} prompts are longer than max_prompt_length={max_prompt_length} tokens"
+    if policy == "error":
+        raise PreflightError(msg + "; raise --max-prompt-length, or pass --overlong-prompts drop|truncate.")
+    if policy == "drop":
+        keep = sorted(set(range(len(lengths))) - set(over))
+        if not keep:
+            raise PreflightError(msg + " (all of them); raise --max-prompt-length.")
+        report.warn(msg + "; dropped.")
+        return dataset.select(keep)
+    # truncate: shorten the last user message, keeping the system prompt and the question's end
+    def shorten(row, idx):
+        if idx not in over_set:
+            return row
+        msgs = [dict(m) for m in row["prompt"]]
+        user = msgs[-1]
+        ids = tokenizer(user["content"], add_special_tokens=False)["input_ids"]
+        excess = lengths[idx] - max_prompt_length
+        user["content"] = tokenizer.decode(ids[excess:])
+        row["prompt"] = msgs
+        return row
+
+    over_set = set(over)
+    report.warn(msg + "; the start of each such question was cut to fit.")
+    return dataset.map(shorten, with_indices=True)
+
+
+def batch_arithmetic(grpo_kwargs: dict, world_size: int, report: PreflightReport) -> dict:
+    """Explain and check how prompts, completions and optimizer steps relate."""
+    per_device = int(grpo_kwargs.get("per_device_train_batch_size", 8))
+    accum = int(grpo_kwargs.get("gradient_accumulation_steps", 1))
+    G = int(grpo_kwargs.get("num_generations", 8))
+    spg = grpo_kwargs.get("steps_per_generation")
+    gbs = grpo_kwargs.get("generation_batch_size")
+    if spg is not None and gbs is not None:
+        raise PreflightError("set steps_per_generation or generation_batch_size, not both.")
+    if gbs is None:
+        spg = int(spg or accum)
+        gbs = per_device * world_size * spg
+    else:
+        gbs = int(gbs)
+        if gbs % (per_device * world_size):
+            raise PreflightError(
+                f"generation_batch_size {gbs} must be a multiple of per_device_train_batch_size x processes = {per_device * world_size}."
+            )
+        spg = gbs // (per_device * world_size)
+    if G < 2:
+        raise PreflightError(f"num_generations must be at least 2 for group-relative advantages, got {G}.")
+    if gbs % G:
+        divisors = [d for d in range(2, gbs + 1) if gbs % d == 0]
+        raise PreflightError(
+            f"each generation round makes {gbs} completions (per_device_train_batch_size {per_device} x {world_size} process(es) "
+            f"x steps_per_generation {spg}), which is not a multiple of num_generations={G}. Choose num_generations from "
+            f"{divisors}, or set per_device_train_batch_size to a multiple of {G}."
+        )
+    prompts = gbs // G
+    facts = {
+        "completions_per_generation_round": gbs,
+        "prompts_per_generation_round": prompts,
+        "num_generations": G,
+        "optimizer_steps_per_generation_round": math.ceil(spg / accum),
+        "completions_per_optimizer_step": per_device * world_size * accum,
+    }
+    report.facts["batch"] = facts
+    report.say(
+        f"batch: {prompts} prompt(s) x {G} generations = {gbs} completions per generation round; "
+        f"{facts['completions_per_optimizer_step']} completions per optimizer step; "
+        f"{facts['optimizer_steps_per_generation_round']} optimizer step(s) per round"
+    )
+    return facts
+
+
+def reward_smoke_test(dataset, engine, report: PreflightReport, n: int = 4) -> dict:
+    """Score gold-formatted replies (and an empty one) to catch broken rewards."""
+    rows = dataset.select(range(min(n, len(dataset))))
+    gold = [format_xml("Worked out step by step.", a) for a in rows["answer"]]
+    cols = {c: rows[c] for c in rows.column_names if c != "prompt"}
+    res = engine.score(gold, prompts=rows["prompt"], **cols)
+    summary = {}
+    for name in engine.names:
+        vals = [v for v in res.values[name] if v is not None]
+        st = res.stats[name]
+        summary[name] = {"mean": (sum(vals) / len(vals)) if vals else None, "errors": st.errors, "timeouts": st.timeouts}
+        if st.errors or st.timeouts:
+            raise PreflightError(
+                f"reward {name!r} failed on gold-formatted answers ({st.errors} errors, {st.timeouts} timeouts; last: {st.last_error}). "
+                "Debug it with `grpo-core score --gold-format` before training."
+            )
+    report.facts["gold_smoke"] = summary
+    report.say("rewards on gold-formatted answers: " + ", ".join(f"{k} {v['mean']:.2f}" if v["mean"] is not None else f"{k} None" for k, v in summary.items()))
+    if all(v["mean"] in (None, 0.0) for v in summary.values()):
+        report.warn("every reward scored 0 or None on gold-formatted answers; the rewards may not fit this dataset's answer format.")
+    return summary
+
+
+def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int = 1, echo: Callable[[str], None] = print):
+    report = PreflightReport()
+    check_columns(dataset, engine, report)
+    report.say(f"rows: {len(dataset)} (gold answers were verified when the split loaded)")
+    check_template(dataset, tokenizer, report)
+    dataset = check_lengths(dataset, tokenizer, cfg.max_prompt_length, cfg.overlong_prompts, report)
+    batch_arithmetic(grpo_kwargs, world_size, report)
+    reward_smoke_test(dataset, engine, report)
+    for ln in report.lines:
+        echo("  " + ln if not ln.startswith("warning") else "  " + ln)
+    return dataset, report

@@ -1,0 +1,6 @@
+"""Training: backends, the TRL glue and the run orchestration.
+
+Everything here imports torch/trl lazily; :func:`run` is the entry point.
+"""
+
+from .runner import run  # noqa: F401

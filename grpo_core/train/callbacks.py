@@ -1,0 +1,117 @@
+"""Trainer callbacks: the progress line, run-health warnings, and graceful stop.
+
+The headline is the reward, not the loss (GRPO's loss sits near 0 by design).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+from transformers import TrainerCallback
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+class ProgressCallback(TrainerCallback):
+    """One line per logging step: reward, reward std, per-reward means, clipped ratio."""
+
+    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5) -> None:
+        self.names = reward_names
+        self.stream = stream or sys.stdout
+        self.patience = zero_variance_patience
+        self._zero_streak = 0
+        self._t0 = time.monotonic()
+        self.history: list[dict] = []
+        self.warnings: list[str] = []
+        self._warned: set[str] = set()
+
+    def _warn(self, kind: str, msg: str) -> None:
+        """Print each kind of warning once; keep them all for run.json."""
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        self.warnings.append(msg)
+        print(f"  warning: {msg}", file=self.stream, flush=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "reward" not in logs:
+            return
+        rec = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
+        self.history.append(rec)
+        parts = [f"step {state.global_step}/{state.max_steps}", f"reward {_fmt(logs['reward'])}", f"± {_fmt(logs.get('reward_std', 0.0))}"]
+        for n in self.names:
+            m = logs.get(f"rewards/{n}/mean")
+            if m is not None:
+                parts.append(f"{n} {_fmt(m)}")
+        clipped = logs.get("completions/clipped_ratio")
+        if clipped is not None:
+            parts.append(f"clipped {clipped:.2f}")
+        errs = sum(logs.get(f"rewards/{n}/errors", 0) + logs.get(f"rewards/{n}/timeouts", 0) for n in self.names)
+        if errs:
+            parts.append(f"reward errors {int(errs)}")
+        parts.append(f"{time.monotonic() - self._t0:.0f}s")
+        print(" | ".join(parts), file=self.stream, flush=True)
+        # health checks
+        if logs.get("frac_reward_zero_std", 0.0) >= 1.0:
+            self._zero_streak += 1
+            if self._zero_streak == self.patience:
+                self._warn(
+                    "zero_variance",
+                    f"every group has had zero reward variance for {self.patience} logged steps: there is no learning signal. "
+                    "Check the rewards with `grpo-core score`, warm up with --sft-warmup-steps, or raise the temperature."
+                )
+        else:
+            self._zero_streak = 0
+        if clipped is not None and clipped > 0.5:
+            self._warn("clipped", f"{clipped:.0%} of completions hit max_completion_length; raise it, or rewards that need a closed </answer> cannot fire.")
+        deg = logs.get("completions/degenerate_frac")
+        if deg is not None and deg > 0.5:
+            self._warn(
+                "degenerate",
+                f"{deg:.0%} of completions look degenerate (repetition or non-text). If this starts suddenly, "
+                "try the other generation backend (vLLM <-> HF) or lower the learning rate."
+            )
+
+
+class GracefulStop(TrainerCallback):
+    """Ctrl-C or SIGTERM: finish the step, save a checkpoint, stop. A second Ctrl-C aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict = {}
+
+    def install(self) -> None:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            self.uninstall()
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            f"\ngrpo-core: {signal.Signals(signum).name} received; saving a checkpoint after this step "
+            "(press Ctrl-C again to abort without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control

@@ -1,0 +1,241 @@
+"""``grpo-core run``, step by step: rewards, data, pre-flight, model, SFT, GRPO, save, evaluate, report."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import RunConfig
+from ..datasets import content_hash, parse_dataset_spec
+from ..engine import RewardEngine
+from ..errors import ConfigError, PreflightError
+from .backends import choose_backend, import_unsloth_first, load_policy
+from .runinfo import RunInfo, reward_records
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
+
+
+def resolve_model(model: str | None) -> str:
+    if model is None:
+        if not (BUNDLED_MODEL / "config.json").is_file():
+            raise ConfigError(f"the bundled tiny model is missing at {BUNDLED_MODEL}; reinstall grpo-core or pass --model.")
+        return str(BUNDLED_MODEL)
+    p = Path(model).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise ConfigError(f"model folder {str(p)!r} has no config.json; point --model at a saved Hugging Face model folder.")
+        return str(p)
+    if model.count("/") != 1 or model.startswith((".", "/")):
+        raise ConfigError(f"model {model!r} is neither a local folder nor a hub id (owner/name).")
+    return model
+
+
+def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    return {
+        "output_dir": cfg.output_dir,
+        "seed": cfg.seed,
+        "logging_steps": 1,
+        "save_steps": 50,
+        "save_total_limit": 2,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "gradient_checkpointing": False,
+    }
+
+
+def last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Callable[[str], None] = print) -> dict:
+    t_start = time.monotonic()
+    cfg.validate(check_grpo_fields=False)
+    backend, why = choose_backend(cfg)
+    echo(f"backend: {backend} ({why})")
+    if backend == "unsloth":
+        import_unsloth_first()
+    cfg.validate(check_grpo_fields=True)
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    model_path = resolve_model(cfg.model)
+    _quiet_libraries()
+    out_dir = Path(cfg.output_dir)
+
+    # 1. rewards, before anything is loaded
+    engine = RewardEngine.from_selection(cfg.plugins, on_error=cfg.on_reward_error)
+    echo("rewards: " + ", ".join(f"{r.name}×{r.weight:g} ({r.spec.provenance.describe()})" for r in engine.rewards))
+
+    # 2. data
+    from .. import get_dataset
+
+    ds_name, split = parse_dataset_spec(cfg.dataset)
+    adapter = get_dataset(ds_name)
+    dataset = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.limit)
+    if len(dataset) == 0:
+        raise PreflightError(f"dataset {cfg.dataset!r} loaded no rows.")
+    echo(f"dataset: {ds_name}:{split or adapter.splits[0]} ({len(dataset)} rows, verifier {adapter.verifier!r})")
+
+    # 3. pre-flight (tokenizer only; the model is not loaded yet)
+    from transformers import AutoTokenizer
+
+    from .. import preflight
+    from ..chat_templates import apply_template
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    apply_template(tokenizer, cfg.chat_template)
+    grpo_kwargs = {**default_grpo_kwargs(cfg), **cfg.grpo}
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    echo("pre-flight:")
+    dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo)
+    if resume and not last_checkpoint(cfg.output_dir):
+        raise ConfigError(f"--resume: no checkpoint found in {cfg.output_dir!r}; run without --resume to start fresh.")
+    info = RunInfo(out_dir)
+    info.update(
+        status="dry-run" if dry_run else "loading",
+        model=cfg.model or "bundled:tiny-reasoner",
+        model_path=model_path,
+        backend=backend,
+        backend_reason=why,
+        config=cfg.to_dict(),
+        grpo_config=grpo_kwargs,
+        rewards=reward_records(engine),
+        dataset={
+            "spec": cfg.dataset,
+            "adapter": adapter.name if hasattr(adapter, "name") else ds_name,
+            "rows": len(dataset),
+            "content_hash": content_hash(dataset.to_list()),
+        },
+        preflight={"facts": pre.facts, "warnings": pre.warnings},
+    )
+    if dry_run:
+        echo(f"dry run: pre-flight passed; wrote {info.path}")
+        return info.data
+
+    # 4. model
+    policy = load_policy(cfg, backend, model_path)
+    apply_template(policy.tokenizer, cfg.chat_template)
+    for k, v in policy.grpo_overrides.items():
+        grpo_kwargs.setdefault(k, v)
+    info.update(status="running", grpo_config=grpo_kwargs)
+
+    from ..report import EvalPlan
+
+    evals = EvalPlan.from_config(cfg, adapter, ds_name, echo)
+    if evals and not resume:
+        evals.run("before", policy.model, policy.tokenizer)
+
+    model = policy.model
+    peft_config = policy.peft_config
+    # 5. SFT warm-up
+    if cfg.sft_warmup_steps and not resume:
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+            peft_config = None
+        from .sft import run_sft
+
+        info.update(sft={"steps": cfg.sft_warmup_steps, "loss": run_sft(
+            model, policy.tokenizer, dataset, steps=cfg.sft_warmup_steps, learning_rate=cfg.sft_learning_rate,
+            output_dir=str(out_dir / "sft"), grpo_kwargs=grpo_kwargs, seed=cfg.seed, echo=echo)})
+
+    # 6. GRPO
+    from trl import GRPOConfig
+
+    from .callbacks import GracefulStop, ProgressCallback
+    from .trl_glue import EngineRewardFuncs, make_trainer_class
+
+    rewards = EngineRewardFuncs(engine)
+    args = GRPOConfig(**grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
+    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
+    stop = GracefulStop()
+    Trainer = make_trainer_class(policy.trainer_base)
+    trainer = Trainer(
+        model=model,
+        reward_funcs=rewards.funcs(),
+        args=args,
+        train_dataset=dataset,
+        processing_class=policy.tokenizer,
+        peft_config=peft_config,
+        callbacks=[progress, stop],
+    )
+    trainer._grpo_core_rewards = rewards
+    _drop_default_printer(trainer)
+    ckpt = last_checkpoint(cfg.output_dir) if resume else None
+    if ckpt:
+        echo(f"resuming from {ckpt}")
+    echo(f"training: {args.max_steps} steps")
+    stop.install()
+    status = "finished"
+    try:
+        trainer.train(resume_from_checkpoint=ckpt)
+        if stop.requested:
+            status = "interrupted"
+    except KeyboardInterrupt:
+        status = "aborted"
+    except Exception:
+        info.update(status="failed", global_step=trainer.state.global_step)
+        raise
+    finally:
+        stop.uninstall()
+        engine.close()
+
+    # 7. save, always — an interrupted run keeps what it learned
+    adapter_dir = out_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    policy.tokenizer.save_pretrained(str(adapter_dir))
+    info.update(
+        status=status,
+        global_step=trainer.state.global_step,
+        adapter_dir=str(adapter_dir),
+        train_seconds=round(time.monotonic() - t_start, 1),
+        warnings=pre.warnings + progress.warnings,
+        reward_totals={k: vars(v) for k, v in engine.totals.items()},
+    )
+    _append_model_card(adapter_dir, info)
+    echo(f"saved adapter to {adapter_dir} ({status} at step {trainer.state.global_step})")
+    (out_dir / "log_history.json").write_text(__import__("json").dumps(trainer.state.log_history, indent=1))
+
+    # 8. evaluate and report
+    if evals and status == "finished":
+        evals.run("after", trainer.model, policy.tokenizer)
+        info.update(evaluation=evals.summary())
+    if cfg.report:
+        from ..report import write_report
+
+        path = write_report(out_dir, info.data, progress.history, evals)
+        echo(f"report: {path}")
+    info.update(total_seconds=round(time.monotonic() - t_start, 1))
+    if status == "aborted":
+        print("grpo-core: aborted; the adapter so far was saved. Resume from the last checkpoint with --resume.", file=sys.stderr)
+    return info.data
+
+
+def _quiet_libraries() -> None:
+    """Our progress line replaces the libraries' bars and raw log dicts."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _drop_default_printer(trainer) -> None:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(HFProgress)
+
+
+def _append_model_card(adapter_dir: Path, info: RunInfo) -> None:
+    readme = adapter_dir / "README.md"
+    text = readme.read_text() if readme.exists() else "# grpo-core adapter\n"
+    readme.write_text(text.rstrip() + "\n" + info.model_card_section())
+    (adapter_dir / "run.json").write_text(info.path.read_text())

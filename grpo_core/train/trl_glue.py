@@ -1,0 +1,78 @@
+"""Glue between the reward engine and TRL's GRPOTrainer.
+
+TRL calls each reward function in turn. We hand it one thin wrapper per
+chosen reward (so TRL's own ``rewards/<name>/mean|std`` logging and
+``reward_weights`` work as usual); the first wrapper of a batch scores *all*
+rewards at once through the :class:`~grpo_core.engine.RewardEngine`, which
+runs them concurrently, and the others read the cached result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine import RewardEngine
+from ..extract import completion_text
+
+
+def degenerate(text: str) -> bool:
+    """A cheap degeneracy test: one token repeated, or mostly non-text."""
+    if len(text) < 32:
+        return False
+    words = text.split()
+    if len(words) >= 8 and len(set(words)) / len(words) < 0.2:
+        return True
+    printable = sum(ch.isprintable() or ch in "\n\t" for ch in text)
+    return printable / len(text) < 0.9
+
+
+class EngineRewardFuncs:
+    """Builds the per-reward callables TRL receives, backed by one engine."""
+
+    def __init__(self, engine: RewardEngine) -> None:
+        self.engine = engine
+        self._key: Any = None
+        self._result = None
+        self.degenerate_frac: list[float] = []
+        self.batches = 0
+
+    def funcs(self) -> list:
+        return [self._make(i, name) for i, name in enumerate(self.engine.names)]
+
+    def _make(self, index: int, name: str):
+        def reward(prompts=None, completions=None, **kwargs):
+            key = (id(completions), len(completions))
+            if index == 0 or key != self._key or self._result is None:
+                self._key = key
+                self._result = self.engine.score(completions, prompts=prompts, **kwargs)
+                self.batches += 1
+                texts = [completion_text(c) for c in completions]
+                self.degenerate_frac.append(sum(map(degenerate, texts)) / max(1, len(texts)))
+            return self._result.values[name]
+
+        reward.__name__ = name  # TRL names its metrics after __name__
+        reward.__qualname__ = name
+        return reward
+
+    def pop_metrics(self) -> dict[str, float]:
+        m = self.engine.pop_metrics()
+        if self.degenerate_frac:
+            m["completions/degenerate_frac"] = sum(self.degenerate_frac) / len(self.degenerate_frac)
+            self.degenerate_frac = []
+        return m
+
+
+def make_trainer_class(base):
+    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics."""
+
+    class GrpoCoreTrainer(base):
+        _grpo_core_rewards: EngineRewardFuncs | None = None
+
+        def log(self, logs, *args, **kwargs):
+            if self._grpo_core_rewards is not None and "loss" in logs:
+                logs.update(self._grpo_core_rewards.pop_metrics())
+            return super().log(logs, *args, **kwargs)
+
+    GrpoCoreTrainer.__name__ = f"GrpoCore{base.__name__}"
+    return GrpoCoreTrainer
+
