@@ -162,6 +162,8 @@ def _callable_name(obj: Any) -> str | None:
     name = getattr(obj, "__name__", None)
     if not name and not inspect.isfunction(obj) and hasattr(type(obj), "__call__"):
         name = getattr(obj, "name", None)
+    if name == "<lambda>":  # every lambda has this name: make the plugin choose one
+        return None
     return name if isinstance(name, str) and name else None
 
 
@@ -197,12 +199,13 @@ def make_reward_spec(func: Any, name: str | None, provenance: Provenance, metada
             f"register_rewards: {func!r} is not a reward function; register a callable func(completions, **kwargs) "
             "(an instance, not a class)."
         )
-    name = name if name is not None else _callable_name(func)
-    if not name:
-        raise RegistrationError(
-            f"register_rewards: cannot name {func!r} (a functools.partial or callable without __name__); "
-            "pass register(func, name='my_reward')."
-        )
+    if name is None:
+        name = _callable_name(func)
+        if not name:
+            raise RegistrationError(
+                f"register_rewards: cannot name {func!r} (a functools.partial or callable without __name__); "
+                "pass register(func, name='my_reward')."
+            )
     name = check_name("reward", name)
     extra = {k: v for k, v in metadata.items() if k not in _REWARD_KEYS}
     requires = metadata.get("requires", ())
