@@ -1,3 +1,5 @@
 """Sub-commands of ``grpo-core`` beyond the listings; each module adds one."""
 
 from . import run  # noqa: F401
+from . import score  # noqa: F401
+from . import new_plugin  # noqa: F401
