@@ -1,0 +1,263 @@
+"""A real `grpo-core run` on a tiny locally built model, on CPU.
+
+One short run (with a reward that raises on some samples) is shared by the
+tests below; a second run resumes it. Together they take ~30 s on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+import toy_plugin  # noqa: E402  (tests/ is on sys.path)
+from tiny_models import build_tiny_qwen2  # noqa: E402
+
+from grpo_core import hookimpl  # noqa: E402
+from grpo_core.config import build_config  # noqa: E402
+from grpo_core.errors import ConfigError, PreflightError  # noqa: E402
+from grpo_core.plugins import pm, reset_for_tests  # noqa: E402
+
+RUN_FLAGS = {
+    "dataset": "toy:train",
+    "plugins": "short_reward,flaky_reward:0.5,xml",
+    "num_generations": 4,
+    "per_device_train_batch_size": 8,
+    "max_completion_length": 12,
+    "learning_rate": 5e-3,
+    "eval_limit": 0,
+    "lora.r": 4,
+    "save_steps": 2,
+    "threads": 1,
+}
+
+
+def flaky_reward(completions, **kwargs):
+    """Raises on unformatted completions of odd length (the gold smoke test never trips it)."""
+    out = []
+    for c in completions:
+        text = c[0]["content"] if isinstance(c, list) else c
+        if "<reasoning>" not in text and len(text) % 2:
+            raise RuntimeError("flaky reward exploded")
+        out.append(1.0)
+    return out
+
+
+class FlakyPlugin:
+    __name__ = "flaky"
+
+    @hookimpl
+    def register_rewards(self, register):
+        register(flaky_reward)
+
+
+@pytest.fixture(scope="module")
+def plugins_registered():
+    os.environ["GRPO_CORE_LOAD_PLUGINS"] = ""
+    reset_for_tests()
+    pm.register(toy_plugin.ToyPlugin(), name="toy_plugin")
+    pm.register(FlakyPlugin(), name="flaky")
+    yield
+    reset_for_tests()
+    os.environ.pop("GRPO_CORE_LOAD_PLUGINS", None)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return str(build_tiny_qwen2(tmp_path_factory.mktemp("model") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def first_run(plugins_registered, tiny_model, tmp_path_factory):
+    from grpo_core.train import run
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(out), "max_steps": 2})
+    info = run(cfg, echo=lambda s: None)
+    return out, info
+
+
+def test_run_finishes_and_saves_adapter(first_run):
+    out, info = first_run
+    assert info["status"] == "finished"
+    assert info["global_step"] == 2
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "adapter" / "run.json").is_file()
+    assert "Training provenance" in (out / "adapter" / "README.md").read_text()
+
+
+def test_lora_weights_changed(first_run):
+    from safetensors.torch import load_file
+
+    out, _ = first_run
+    weights = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    lora_b = {k: v for k, v in weights.items() if "lora_B" in k}
+    assert lora_b, "the adapter has no LoRA B matrices"
+    # LoRA B starts at zero: any non-zero entry means GRPO updated it
+    changed = [k for k, v in lora_b.items() if v.abs().sum() > 0]
+    assert len(changed) == len(lora_b), f"unchanged LoRA B: {sorted(set(lora_b) - set(changed))[:3]}"
+
+
+def test_per_reward_metrics_logged(first_run):
+    out, _ = first_run
+    history = json.loads((out / "log_history.json").read_text())
+    steps = [h for h in history if "reward" in h]
+    assert len(steps) == 2
+    for name in ("short_reward", "flaky_reward", "xml"):
+        for key in ("mean", "std", "errors", "timeouts", "none_frac", "latency_ms"):
+            assert f"rewards/{name}/{key}" in steps[0], f"rewards/{name}/{key} missing"
+    assert "engine/reward_ms" in steps[0]
+    assert "completions/clipped_ratio" in steps[0]
+
+
+def test_raising_reward_is_isolated(first_run):
+    out, info = first_run
+    totals = info["reward_totals"]
+    # the tiny model writes plenty of 'a's: some samples failed, the run went on
+    assert totals["flaky_reward"]["errors"] > 0
+    assert totals["flaky_reward"]["errors"] < totals["flaky_reward"]["samples"] or totals["short_reward"]["errors"] == 0
+    assert totals["short_reward"]["errors"] == 0
+
+
+def test_run_json_is_complete(first_run):
+    out, _ = first_run
+    info = json.loads((out / "run.json").read_text())
+    for key in ("config", "grpo_config", "rewards", "dataset", "libraries", "git_revision", "backend", "status", "global_step"):
+        assert key in info, key
+    assert info["dataset"]["content_hash"] and info["dataset"]["rows"] == 32
+    assert {r["name"]: r["weight"] for r in info["rewards"]} == {"short_reward": 1.0, "flaky_reward": 0.5, "xml": 1.0}
+    builtin = next(r for r in info["rewards"] if r["name"] == "xml")
+    assert builtin["distribution"] == "grpo-core" and builtin["version"]
+    assert info["libraries"]["trl"] and info["libraries"]["torch"]
+    assert info["config"]["lora"]["r"] == 4
+
+
+def test_resume_continues_step_count(first_run, tiny_model):
+    from grpo_core.train import run
+
+    out, _ = first_run
+    cfg = build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(out), "max_steps": 4})
+    lines: list[str] = []
+    info = run(cfg, resume=True, echo=lines.append)
+    assert any("resuming from" in ln and "checkpoint-2" in ln for ln in lines)
+    assert info["global_step"] == 4
+    history = json.loads((out / "log_history.json").read_text())
+    assert [h["step"] for h in history if "reward" in h][-2:] == [3, 4]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(plugins_registered, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    cfg = build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path / "empty"), "max_steps": 2})
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        run(cfg, resume=True, echo=lambda s: None)
+
+
+def test_sigterm_saves_checkpoint_and_adapter(plugins_registered, tiny_model, tmp_path):
+    """A reward that sends SIGTERM mid-run: the step finishes, a checkpoint and the adapter are written."""
+    from grpo_core.train import run
+
+    calls = {"n": 0}
+
+    def term_on_second_batch(completions, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # call 1 is the pre-flight smoke test, call 3 is step 2
+            os.kill(os.getpid(), signal.SIGTERM)
+        return [0.0 for _ in completions]
+
+    class TermPlugin:
+        __name__ = "term"
+
+        @hookimpl
+        def register_rewards(self, register):
+            register(term_on_second_batch, name="term_reward")
+
+    pm.register(TermPlugin(), name="term")
+    try:
+        flags = {**RUN_FLAGS, "plugins": "short_reward,term_reward", "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 50}
+        info = run(build_config(flags=flags), echo=lambda s: None)
+    finally:
+        pm.unregister(name="term")
+    assert info["status"] == "interrupted"
+    assert info["global_step"] == 2
+    assert (tmp_path / "checkpoint-2").is_dir()
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_dry_run_stops_before_model(plugins_registered, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    lines: list[str] = []
+    info = run(build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path)}), dry_run=True, echo=lines.append)
+    assert info["status"] == "dry-run"
+    text = "\n".join(lines)
+    assert "first prompt as the model will see it" in text and "<|im_start|>assistant" in text
+    assert "2 prompt(s) x 4 generations" in text
+    assert "rewards on gold-formatted answers" in text
+    assert not (tmp_path / "adapter").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, match",
+    [
+        ({"num_generations": 3}, "not a multiple of num_generations=3"),
+        ({"max_prompt_length": 5, "overlong_prompts": "error"}, "longer than max_prompt_length"),
+    ],
+)
+def test_preflight_refuses_impossible_settings(plugins_registered, tiny_model, tmp_path, flags, match):
+    from grpo_core.train import run
+
+    cfg = build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), **flags})
+    with pytest.raises(PreflightError, match=match):
+        run(cfg, dry_run=True, echo=lambda s: None)
+
+
+def test_missing_required_column_fails_preflight(plugins_registered, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    def needs_solution_steps(completions, steps, **kw):
+        return [0.0] * len(completions)
+
+    class NeedsPlugin:
+        __name__ = "needs"
+
+        @hookimpl
+        def register_rewards(self, register):
+            register(needs_solution_steps, requires=("steps",))
+
+    pm.register(NeedsPlugin(), name="needs")
+    try:
+        cfg = build_config(flags={**RUN_FLAGS, "plugins": "needs_solution_steps", "model": tiny_model, "output_dir": str(tmp_path)})
+        with pytest.raises(PreflightError, match=r"needs column\(s\) \['steps'\]"):
+            run(cfg, dry_run=True, echo=lambda s: None)
+    finally:
+        pm.unregister(name="needs")
+
+
+def test_unknown_grpo_setting_lists_close_names(plugins_registered, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    cfg = build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path)}, sets=["num_generation=4"])
+    with pytest.raises(ConfigError, match="num_generations"):
+        run(cfg, dry_run=True, echo=lambda s: None)
+
+
+def test_presets_carry_the_reference_settings():
+    from grpo_core.presets import get_preset
+
+    q = get_preset("seed-qwen2.5-3b")
+    g = q["grpo"]
+    assert q["model"] == "Qwen/Qwen2.5-3B-Instruct" and q["load_in_4bit"] and q["lora"]["r"] == 64
+    assert len(q["lora"]["target_modules"]) == 7 and q["gpu_memory_utilization"] == 0.5
+    assert (g["learning_rate"], g["lr_scheduler_type"], g["warmup_ratio"], g["optim"]) == (5e-6, "cosine", 0.1, "adamw_8bit")
+    assert (g["num_generations"], g["max_completion_length"], g["max_grad_norm"], g["max_steps"]) == (8, 200, 0.1, 250)
+    assert q["plugins"] == "xml,soft_format,strict_format,int,correctness"
+    ll = get_preset("seed-llama3.2-3b")
+    assert ll["chat_template"] == "llama-3.1" and not ll["load_in_4bit"]
+    assert ll["grpo"]["max_completion_length"] == 1536 and ll["plugins"] == "exact_format,graded_correctness"
