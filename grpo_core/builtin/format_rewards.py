@@ -1,7 +1,9 @@
 """The format rewards of the reference GRPO workflow, hardened against gaming.
 
-* ``xml``: partial credit per well-placed tag (0.125 each, up to 0.5), minus
-  0.001 per character after ``</answer>``;
+* ``xml``: partial credit, 0.25 for each of the reasoning and answer blocks
+  that is present once, closed, non-empty, free of other format tags and not
+  nested in the other block (up to 0.5; only 0.25 when the answer comes before
+  the reasoning), minus 0.001 per character after ``</answer>`` (at most 0.25);
 * ``soft_format``: 0.5 for one reasoning block then one answer block;
 * ``strict_format``: 0.5 for exactly ``<reasoning>\\n…\\n</reasoning>\\n<answer>\\n…\\n</answer>``;
 * ``exact_format``: 3.0 when the whole reply is one reasoning block followed by
@@ -33,13 +35,17 @@ def xml_score(reply: XmlReply) -> float:
     """Partial credit for the tags, as in the reference ``count_xml``."""
     score = 0.0
     pairs = {}
-    for name in ("reasoning", "answer"):
+    for name, other in (("reasoning", "answer"), ("answer", "reasoning")):
         opens, closes = reply.count(name, False), reply.count(name, True)
         if opens == 1 and closes == 1:
             o = next(t for t in reply.tags if t[0] == name and not t[1])
             c = next(t for t in reply.tags if t[0] == name and t[1])
             inner = reply.text[o[3] : c[2]]
-            if o[2] < c[2] and inner.strip() and not XmlReply.parse(inner).tags:
+            # nested inside the other block (an <other> before it and a </other> after it): no credit
+            enclosed = any(t[0] == other and not t[1] and t[2] < o[2] for t in reply.tags) and any(
+                t[0] == other and t[1] and t[2] > c[2] for t in reply.tags
+            )
+            if o[2] < c[2] and inner.strip() and not XmlReply.parse(inner).tags and not enclosed:
                 pairs[name] = (o, c)
                 score += 0.25
     if "reasoning" in pairs and "answer" in pairs and pairs["reasoning"][1][2] > pairs["answer"][0][2]:
