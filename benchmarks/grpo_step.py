@@ -1,0 +1,246 @@
+"""GRPO step time on the GPU: grpo-core's default path against the raw paths it wraps.
+
+Each path runs in its own process (so one path's CUDA state, vLLM engine or
+Unsloth patches never touch another), all paths in one invocation:
+
+    python benchmarks/grpo_step.py --shape qwen2.5-0.5b --paths grpo_core,trl_hf,trl_vllm,unsloth_vllm
+
+* ``grpo_core``    grpo-core's default GPU path, through its own API (backend auto)
+                   with every reference reward (xml, soft/strict format, int, correctness);
+* ``trl_hf``       raw TRL + PEFT, HF generate;
+* ``trl_vllm``     raw TRL + PEFT, vLLM colocate;
+* ``unsloth_vllm`` raw Unsloth + vLLM fast_inference, written as the reference notebook does it.
+
+Reference settings: random-weight model with the real Qwen2.5 shapes (grpo_core.modelgen),
+LoRA r=64 on the seven projections, 8 generations, 200 completion tokens, adamw_8bit,
+1 prompt per step (``--prompts 8 --max-tokens 512`` for the throughput setting).
+Per path it records the median step time of steps 2..N, completion tokens per second,
+the reward stage's share of the step, and peak GPU memory with vLLM's memory fraction set
+to the smallest of ``--fractions`` that runs. JSON goes to benchmarks/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VLLM_PATHS = {"trl_vllm", "unsloth_vllm", "grpo_core"}
+SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+# --- the reference notebook's rewards, written inline as a raw user would ----------
+def _text(c):
+    return c[0]["content"] if isinstance(c, list) else c
+
+
+def _extract(t):
+    return t.split("<answer>")[-1].split("</answer>")[0].strip()
+
+
+def correctness_reward_func(prompts, completions, answer, **kw):
+    return [2.0 if _extract(_text(c)) == a else 0.0 for c, a in zip(completions, answer)]
+
+
+def int_reward_func(completions, **kw):
+    return [0.5 if _extract(_text(c)).isdigit() else 0.0 for c in completions]
+
+
+def strict_format_reward_func(completions, **kw):
+    p = r"^<reasoning>\n.*?\n</reasoning>\n<answer>\n.*?\n</answer>\n$"
+    return [0.5 if re.match(p, _text(c)) else 0.0 for c in completions]
+
+
+def soft_format_reward_func(completions, **kw):
+    p = r"<reasoning>.*?</reasoning>\s*<answer>.*?</answer>"
+    return [0.5 if re.match(p, _text(c)) else 0.0 for c in completions]
+
+
+def xmlcount_reward_func(completions, **kw):
+    out = []
+    for c in completions:
+        t, s = _text(c), 0.0
+        s += 0.125 if t.count("<reasoning>\n") == 1 else 0
+        s += 0.125 if t.count("\n</reasoning>\n") == 1 else 0
+        if t.count("\n<answer>\n") == 1:
+            s += 0.125 - len(t.split("\n</answer>\n")[-1]) * 0.001
+        if t.count("\n</answer>") == 1:
+            s += 0.125 - (len(t.split("\n</answer>")[-1]) - 1) * 0.001
+        out.append(s)
+    return out
+
+
+RAW_REWARDS = [xmlcount_reward_func, soft_format_reward_func, strict_format_reward_func, int_reward_func, correctness_reward_func]
+
+
+def _timed(funcs, box):
+    """Wrap raw reward functions to measure the reward stage of raw paths."""
+    import functools
+
+    def wrap(f):
+        @functools.wraps(f)
+        def g(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                box.append(time.perf_counter() - t0)
+
+        return g
+
+    return [wrap(f) for f in funcs]
+
+
+def _dataset(n):
+    from grpo_core import get_dataset
+
+    return get_dataset("gsm8k").load("train", limit=n, verbose=False)
+
+
+def _grpo_args(a, out, **extra):
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=out, learning_rate=5e-6, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.1, warmup_ratio=0.1,
+        lr_scheduler_type="cosine", optim="adamw_8bit", logging_steps=1, per_device_train_batch_size=8 * a.prompts,
+        gradient_accumulation_steps=1, num_generations=8, max_completion_length=a.max_tokens, max_steps=a.steps,
+        save_strategy="no", max_grad_norm=0.1, report_to="none", bf16=True, disable_tqdm=True, seed=3407, **extra,
+    )
+
+
+def worker(a) -> dict:
+    """Run one path in this process and return its measurements."""
+    import torch
+
+    out = f"/tmp/bench-{a.worker}"
+    reward_times: list[float] = []
+    t_setup = time.perf_counter()
+    if a.worker == "grpo_core":
+        from grpo_core.config import build_config
+        from grpo_core.train import run
+
+        cfg = build_config(
+            preset="seed-qwen2.5-3b",
+            flags={
+                "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
+                "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
+                "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "max_prompt_length": None,
+            },
+        )
+        info = run(cfg, echo=lambda s: print(s, file=sys.stderr))
+        history = json.loads((Path(out) / "log_history.json").read_text())
+        backend = info["backend"]
+    else:
+        ds = _dataset(64)
+        funcs = _timed(RAW_REWARDS, reward_times)
+        if a.worker == "unsloth_vllm":
+            from unsloth import FastLanguageModel
+
+            from trl import GRPOTrainer
+
+            model, tok = FastLanguageModel.from_pretrained(
+                model_name=a.model, max_seq_length=1024, load_in_4bit=a.four_bit, fast_inference=True,
+                max_lora_rank=64, gpu_memory_utilization=a.fraction,
+            )
+            model = FastLanguageModel.get_peft_model(
+                model, r=64, target_modules=SEVEN, lora_alpha=64, use_gradient_checkpointing="unsloth", random_state=3407
+            )
+            trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, use_vllm=True), train_dataset=ds)
+        else:
+            from peft import LoraConfig
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from trl import GRPOTrainer
+
+            tok = AutoTokenizer.from_pretrained(a.model)
+            model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16)
+            extra = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": a.fraction} if a.worker == "trl_vllm" else {}
+            trainer = GRPOTrainer(
+                model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, **extra), train_dataset=ds,
+                peft_config=LoraConfig(r=64, lora_alpha=64, target_modules=SEVEN, task_type="CAUSAL_LM"),
+            )
+        trainer.train()
+        history = trainer.state.log_history
+        backend = a.worker
+    steps = [h for h in history if "step_time" in h]
+    times = [h["step_time"] for h in steps][1:]  # steps 2..N
+    comp_tokens = [h["completions/mean_length"] * 8 * a.prompts for h in steps][1:]
+    med = statistics.median(times)
+    if a.worker == "grpo_core":
+        reward_s = statistics.median([h["engine/reward_ms"] / 1000 for h in steps][1:])
+    else:
+        per_step = len(RAW_REWARDS)
+        reward_s = statistics.median([sum(reward_times[i : i + per_step]) for i in range(0, len(reward_times), per_step)][1:])
+    free, total = torch.cuda.mem_get_info()
+    return {
+        "path": a.worker,
+        "backend": backend,
+        "median_step_s": med,
+        "step_times_s": times,
+        "completion_tokens_per_s": statistics.median(comp_tokens) / med,
+        "reward_share": reward_s / med,
+        "reward_s": reward_s,
+        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "device_used_gib_at_end": (total - free) / 2**30,
+        "vllm_fraction": a.fraction if a.worker in VLLM_PATHS else None,
+        "setup_plus_run_s": time.perf_counter() - t_setup,
+        "gpu": torch.cuda.get_device_name(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shape", default="qwen2.5-0.5b")
+    ap.add_argument("--paths", default="grpo_core,trl_hf,trl_vllm,unsloth_vllm")
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--prompts", type=int, default=1, help="prompts per step (8 generations each)")
+    ap.add_argument("--max-tokens", type=int, default=200)
+    ap.add_argument("--four-bit", action="store_true")
+    ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
+    ap.add_argument("--model-dir", default="/tmp/bench-models")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--fraction", type=float, default=0.3, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        res = worker(a)
+        print("RESULT " + json.dumps(res), flush=True)
+        return
+    from grpo_core.modelgen import build_random_model
+
+    model = str(build_random_model(Path(a.model_dir) / a.shape, a.shape))
+    results = []
+    for path in a.paths.split(","):
+        fractions = [float(f) for f in a.fractions.split(",")] if path in VLLM_PATHS else [0.0]
+        for frac in fractions:
+            cmd = [sys.executable, __file__, "--worker", path, "--model", model, "--fraction", str(frac), "--steps", str(a.steps),
+                   "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens)] + (["--four-bit"] if a.four_bit else [])
+            t0 = time.time()
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line:
+                r = json.loads(line[7:])
+                r["wall_s"] = round(time.time() - t0, 1)
+                results.append(r)
+                print(f"{path:13s} frac {frac:<5} {r['median_step_s']:.3f} s/step  {r['completion_tokens_per_s']:.0f} tok/s  "
+                      f"reward {r['reward_share']:.1%}  peak {r['peak_allocated_gib']:.1f} GiB  ({r['wall_s']} s)", flush=True)
+                break
+            tail = (proc.stderr or "")[-1500:]
+            print(f"{path:13s} frac {frac:<5} FAILED (exit {proc.returncode}); last stderr:\n{tail}", flush=True)
+            results.append({"path": path, "vllm_fraction": frac, "failed": True, "stderr_tail": tail})
+    setting = f"{a.prompts}x8x{a.max_tokens}" + ("-4bit" if a.four_bit else "")
+    out = Path(a.out or HERE / "results" / f"grpo_step-{a.shape}-{setting}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "results": results}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Random-weight models with real shapes, for benchmarks and GPU tests.
+
+Nothing is downloaded: the config is written from the published shapes and the
+tokenizer is synthetic — the 256 byte-level symbols, the ChatML specials, and
+filler tokens up to the real vocabulary size, so every id the model can emit
+decodes to text. Speed and memory depend on the shapes alone, so this is the
+right model for measuring them (never for measuring quality).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .chat_templates import CHATML
+
+SHAPES = {
+    # hidden, intermediate, layers, heads, kv_heads, vocab, tied
+    "qwen2.5-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    "qwen2.5-3b": dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
+    # small but vLLM-friendly (head_dim 64), for quick GPU tests
+    "small": dict(hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=4096, tie_word_embeddings=True),
+}
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def synthetic_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for s in SPECIALS + alphabet:
+        vocab[s] = len(vocab)
+    i = 0
+    while len(vocab) < vocab_size:
+        vocab[f"Ġt{i}"] = len(vocab)
+        i += 1
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(SPECIALS)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", padding_side="left")
+    hf.chat_template = CHATML
+    return hf
+
+
+def build_random_model(out: str | Path, shape: str = "qwen2.5-0.5b", *, seed: int = 0, device: str | None = None, dtype: str = "bfloat16") -> Path:
+    """Write a random-weight Qwen2 model of ``shape`` with a synthetic tokenizer to ``out``."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    out = Path(out)
+    if (out / "config.json").is_file():
+        return out
+    tok = synthetic_tokenizer(SHAPES[shape]["vocab_size"])
+    cfg = Qwen2Config(
+        **SHAPES[shape],
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-6,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        with torch.device(device):
+            model = Qwen2ForCausalLM(cfg)
+    finally:
+        torch.set_default_dtype(old)
+    model.generation_config = GenerationConfig(eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    del model
+    return out
+
+
+if __name__ == "__main__":  # python -m grpo_core.modelgen OUT [SHAPE]
+    import sys
+
+    print(build_random_model(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "qwen2.5-0.5b"))
