@@ -1,0 +1,157 @@
+"""Dataset adapters: ``gsm8k``, ``aime`` and ``math500``.
+
+Offline by default, from the files bundled in ``grpo_rewards_math/data/``
+(licences next to them; see ``data/README.md``). Two other sources:
+
+* ``path=...``: a local file (``.jsonl``/``.json``/``.parquet``) or a folder
+  holding the split's file (``{split}.jsonl`` or ``{split}.parquet``), in the
+  same layout as the hub dataset (read through ``datasets``);
+* ``hub=True``: the Hugging Face hub version (``openai/gsm8k``,
+  ``HuggingFaceH4/MATH-500``, ``MathArena/aime_2024``/``_2025``), through
+  ``datasets`` (imported lazily; needs the network or a warm HF cache).
+
+Every row has ``question`` (turned into a chat ``prompt`` by the core),
+``answer`` (canonical gold), ``id`` and ``source``; GSM8K rows also carry
+``solution``, a reference reply in the XML format for SFT warm-up.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from grpo_core.datasets import DatasetAdapter
+from grpo_core.errors import ConfigError
+from grpo_core.prompts import format_xml
+
+DATA = Path(__file__).parent / "data"
+
+_CALC_RE = re.compile(r"<<[^<>]*>>")
+
+
+def _read_jsonl(path: Path) -> Iterator[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+
+
+def _read_local(path: str | os.PathLike, split: str) -> Iterable[dict]:
+    p = Path(path).expanduser()
+    if p.is_dir():
+        cands = [p / f"{split}{ext}" for ext in (".jsonl", ".jsonl.gz", ".json", ".parquet")]
+        cands += sorted(p.glob(f"{split}-*.parquet")) + sorted(p.glob(f"**/{split}-*.parquet"))
+        found = [c for c in cands if c.exists()]
+        if not found:
+            raise ConfigError(f"no file for split {split!r} in {p} (looked for {split}.jsonl, {split}.parquet, {split}-*.parquet).")
+        p = found[0]
+    if not p.exists():
+        raise ConfigError(f"dataset path {p} does not exist.")
+    if p.name.endswith((".jsonl", ".jsonl.gz")):
+        return list(_read_jsonl(p))
+    from datasets import load_dataset
+
+    kind = "parquet" if p.suffix == ".parquet" else "json"
+    return list(load_dataset(kind, data_files=str(p), split="train"))
+
+
+def _hub(repo: str, split: str, config: str | None = None) -> Iterable[dict]:
+    from datasets import load_dataset
+
+    return list(load_dataset(repo, config, split=split) if config else load_dataset(repo, split=split))
+
+
+def gsm8k_gold(answer_text: str) -> str:
+    """The number after ``####`` in a GSM8K worked solution, separators removed."""
+    tail = answer_text.rsplit("####", 1)[-1].strip()
+    return tail.replace(",", "").replace("$", "").strip()
+
+
+def gsm8k_solution(answer_text: str) -> str:
+    """The worked solution as a reference XML reply, ``<<…>>`` annotations stripped."""
+    work, _, _ = answer_text.rpartition("####")
+    work = _CALC_RE.sub("", work).strip()
+    return format_xml(work, gsm8k_gold(answer_text))
+
+
+class Gsm8kAdapter(DatasetAdapter):
+    name = "gsm8k"
+    description = "GSM8K grade-school math (openai/gsm8k): train 7473, test 1319; bundled"
+    verifier = "gsm8k"
+    splits = ("train", "test")
+    default_eval_split = "test"
+
+    def rows(self, split: str, *, path: str | None = None, hub: bool = False, **options: Any) -> Iterable[dict]:
+        if options:
+            raise ConfigError(f"gsm8k: unknown options {sorted(options)}; use path= or hub=True.")
+        if path:
+            raw, source = _read_local(path, split), f"{path}:{split}"
+        elif hub:
+            raw, source = _hub("openai/gsm8k", split, "main"), f"openai/gsm8k/{split}"
+        else:
+            f = DATA / "gsm8k" / (f"{split}.jsonl.gz" if split == "train" else f"{split}.jsonl")
+            raw, source = _read_jsonl(f), f"gsm8k/{split}"
+        for i, r in enumerate(raw):
+            yield {
+                "question": r["question"],
+                "answer": gsm8k_gold(r["answer"]),
+                "id": f"gsm8k-{split}-{i}",
+                "source": source,
+                "solution": gsm8k_solution(r["answer"]),
+            }
+
+
+class AimeAdapter(DatasetAdapter):
+    name = "aime"
+    description = "AIME 2024 and 2025 (30 problems each; MathArena); bundled"
+    verifier = "aime"
+    splits = ("all", "2024", "2025")
+    default_eval_split = "all"
+
+    def rows(self, split: str, *, path: str | None = None, hub: bool = False, **options: Any) -> Iterable[dict]:
+        if options:
+            raise ConfigError(f"aime: unknown options {sorted(options)}; use path= or hub=True.")
+        years = ("2024", "2025") if split == "all" else (split,)
+        for year in years:
+            if path:
+                raw, source = _read_local(path, f"aime_{year}"), f"{path}:aime_{year}"
+            elif hub:
+                raw, source = _hub(f"MathArena/aime_{year}", "train"), f"MathArena/aime_{year}"
+            else:
+                raw, source = _read_jsonl(DATA / "aime" / f"aime_{year}.jsonl"), f"aime/{year}"
+            for i, r in enumerate(raw):
+                rid = r.get("id") or f"{year}-{r.get('problem_idx', i + 1)}"
+                yield {"question": r["problem"], "answer": str(r["answer"]).strip(), "id": f"aime-{rid}", "source": source}
+
+
+class Math500Adapter(DatasetAdapter):
+    name = "math500"
+    description = "MATH-500 (OpenAI prm800k test split, 500 problems); bundled"
+    verifier = "math"
+    splits = ("test",)
+    default_eval_split = "test"
+
+    def rows(self, split: str, *, path: str | None = None, hub: bool = False, **options: Any) -> Iterable[dict]:
+        if options:
+            raise ConfigError(f"math500: unknown options {sorted(options)}; use path= or hub=True.")
+        if path:
+            raw, source = _read_local(path, split), f"{path}:{split}"
+        elif hub:
+            raw, source = _hub("HuggingFaceH4/MATH-500", split), f"HuggingFaceH4/MATH-500/{split}"
+        else:
+            raw, source = _read_jsonl(DATA / "math500" / "test.jsonl"), "math500/test"
+        for i, r in enumerate(raw):
+            yield {
+                "question": r["problem"],
+                "answer": r["answer"],
+                "id": r.get("unique_id") or f"math500-{i}",
+                "source": source,
+                "subject": r.get("subject", ""),
+                "level": int(r.get("level") or 0),
+            }
