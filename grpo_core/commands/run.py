@@ -71,6 +71,9 @@ def run(preset, config_file, sets, resume, dry_run, **flags):
     from ..presets import DEFAULT_PRESET
     from ..selection import parse_selection, resolve
 
+    if flags.get("plugins_") is not None:
+        # a --plugins list is checked before anything else (preset, YAML, model): exit 2 at once
+        resolve(parse_selection(flags["plugins_"]))
     updates = {_FLAG_KEYS[k]: v for k, v in flags.items() if v is not None}
     if not preset and not config_file and "model" not in updates:
         preset = DEFAULT_PRESET
