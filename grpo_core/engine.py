@@ -7,8 +7,10 @@ One engine serves ``grpo-core run`` (through :mod:`grpo_core.trl_adapter`) and
   only the failing samples lose their value;
 * runs ``async`` rewards concurrently on a private event loop, each bounded by
   its ``timeout``;
-* runs ``cpu_bound`` rewards sample by sample in killable worker processes
-  (:mod:`grpo_core.deadline`), each sample under a hard ``timeout``;
+* runs ``cpu_bound`` rewards in killable worker processes
+  (:mod:`grpo_core.deadline`): one chunk per worker under the hard
+  ``timeout``, and a chunk that fails is re-run sample by sample, so a
+  hang or a crash costs only the samples that caused it;
 * runs those three groups at the same time;
 * turns an exception, a timeout or a non-number into ``None`` for that sample
   and counts it (``on_error="none"``), or into ``0.0`` (``"zero"``), or raises
@@ -28,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from .deadline import map_with_deadline
+from .deadline import get_pool, in_worker, map_with_deadline
 from .errors import GrpoCoreError
 from .registry import RewardSpec
 
@@ -258,47 +260,59 @@ class RewardEngine:
         return vals
 
     def _run_cpu_bound(self, rewards: list[BoundReward], kwargs: dict, n: int) -> dict:
+        """Chunks first (one per worker: cheap); a chunk that fails or times out is
+        re-run sample by sample, each under the hard limit, so only the bad samples lose."""
         shipped = {k: v for k, v in kwargs.items() if k not in _LOCAL_ONLY_KWARGS}
-        tasks, owners, timeouts = [], [], []
-        for r in rewards:
-            for i in range(n):
-                tasks.append((r.spec.func, _slice(shipped, i)))
-                owners.append(r)
-        # one map per distinct timeout keeps every sample under its own reward's limit
-        outcomes: list = [None] * len(tasks)
-        by_timeout: dict[float, list[int]] = {}
-        for idx, r in enumerate(owners):
-            by_timeout.setdefault(r.timeout, []).append(idx)
+        width = 1 if in_worker() else max(1, min(get_pool().size, n))
+        bounds = [(n * k // width, n * (k + 1) // width) for k in range(width)]
+        chunks = [(r, list(range(a, b))) for r in rewards for a, b in bounds if b > a]
         t0 = time.perf_counter()
-        for timeout, idxs in by_timeout.items():
-            got = map_with_deadline(_call_kwargs, [tasks[i] for i in idxs], timeout=timeout)
-            for i, oc in zip(idxs, got):
-                outcomes[i] = oc
+        got = self._map_grouped([(r, idxs) for r, idxs in chunks], shipped)
+        retry = [(r, [i]) for (r, idxs), oc in zip(chunks, got) if not oc.ok for i in idxs]
+        retried = dict(zip([(r.name, idxs[0]) for r, idxs in retry], self._map_grouped(retry, shipped))) if retry else {}
         wall = time.perf_counter() - t0
         out: dict[str, tuple[list, RewardStats]] = {}
         for r in rewards:
             st = RewardStats(calls=1, samples=n)
-            vals: list[float | None] = []
-            for idx in [j for j, o in enumerate(owners) if o is r]:
-                oc = outcomes[idx]
+            vals: list[float | None] = [None] * n
+            for (owner, idxs), oc in zip(chunks, got):
+                if owner is not r:
+                    continue
                 st.seconds += oc.seconds
-                if oc.timed_out:
-                    st.timeouts += 1
-                    st.last_error = oc.error
-                    vals.append(None)
-                elif not oc.ok:
-                    st.errors += 1
-                    st.last_error = oc.error
-                    vals.append(None)
-                else:
+                if oc.ok:
                     try:
-                        vals.extend(self._clean(r, oc.value, 1, st))
+                        vals[idxs[0] : idxs[-1] + 1] = self._clean(r, oc.value, len(idxs), st)
                     except RewardError as exc:
                         self._contract_error(r, exc, st)
-                        vals.append(None)
+                    continue
+                for i in idxs:
+                    one = retried[(r.name, i)]
+                    if one.timed_out:
+                        st.timeouts += 1
+                        st.last_error = one.error
+                    elif not one.ok:
+                        st.errors += 1
+                        st.last_error = one.error
+                    else:
+                        try:
+                            vals[i] = self._clean(r, one.value, 1, st)[0]
+                        except RewardError as exc:
+                            self._contract_error(r, exc, st)
             st.seconds = min(st.seconds, wall)
             out[r.name] = (vals, st)
         return out
+
+    def _map_grouped(self, jobs: list[tuple[BoundReward, list[int]]], shipped: dict) -> list:
+        """Run (reward, sample indices) jobs in the pool; one map per distinct timeout."""
+        outcomes: list = [None] * len(jobs)
+        by_timeout: dict[float, list[int]] = {}
+        for j, (r, _) in enumerate(jobs):
+            by_timeout.setdefault(r.timeout, []).append(j)
+        for timeout, js in by_timeout.items():
+            tasks = [(jobs[j][0].spec.func, _slice(shipped, jobs[j][1])) for j in js]
+            for j, oc in zip(js, map_with_deadline(_call_kwargs, tasks, timeout=timeout)):
+                outcomes[j] = oc
+        return outcomes
 
     def _run_async(self, rewards: list[BoundReward], kwargs: dict, n: int) -> dict:
         loop = self._ensure_loop()
@@ -381,8 +395,10 @@ class RewardEngine:
             self._loop = None
 
 
-def _slice(kwargs: dict, i: int) -> dict:
-    return {k: ([v[i]] if isinstance(v, (list, tuple)) else v) for k, v in kwargs.items()}
+def _slice(kwargs: dict, idx) -> dict:
+    """The kwargs of one sample (an int) or of several (a list of indices)."""
+    pick = [idx] if isinstance(idx, int) else list(idx)
+    return {k: ([v[i] for i in pick] if isinstance(v, (list, tuple)) else v) for k, v in kwargs.items()}
 
 
 def _call_kwargs(func, kwargs):
