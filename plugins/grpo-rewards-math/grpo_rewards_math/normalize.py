@@ -115,7 +115,7 @@ def strip_wrappers(s: str) -> str:
         before = s
         s = s.strip()
         s = _LEAD_RE.sub("", s, count=1)
-        while s.endswith((".", ";", "!")) and not s.endswith(("\\.", "\\;", "\\!")):
+        while s.endswith((".", ";")) and not s.endswith(("\\.", "\\;")):
             s = s[:-1].rstrip()
         for a, b in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**"), ("__", "__"), ("`", "`"), ("*", "*")):
             if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b):
