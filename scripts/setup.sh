@@ -12,7 +12,7 @@ fi
 .venv/bin/pip install -q -c constraints.txt torch==2.13.0
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
-.venv/bin/pip install -q -c constraints.txt -e ".[dev]" "${plugin_args[@]}"
+.venv/bin/pip install -q -c constraints.txt -e ".[dev]" ${plugin_args[@]+"${plugin_args[@]}"}
 if .venv/bin/pip list 2>/dev/null | grep -qi '^nvidia-'; then
   echo "setup: CUDA packages were pulled in; the CPU install must not have them (check constraints.txt)" >&2
   exit 1
