@@ -272,9 +272,15 @@ def registries() -> Registries:
     """Collect what every loaded plugin registers (re-collected when plugins change)."""
     global _cache
     load_plugins()
-    sig = _plugins_signature()
-    if _cache is not None and _cache[0] == sig:
-        return _cache[1]
+    with _load_lock:  # one collection at a time (the engine and verifiers may call from threads)
+        sig = _plugins_signature()
+        if _cache is not None and _cache[0] == sig:
+            return _cache[1]
+        return _collect_all(sig)
+
+
+def _collect_all(sig: int) -> "Registries":
+    global _cache
     regs = Registries()
     regs.errors.update(load_errors)
     regs.errors.update(_pending_errors())
