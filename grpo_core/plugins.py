@@ -217,13 +217,16 @@ def load_plugin_file(path) -> str:
             other = _files.get(name) or f"the plugin {name!r} ({provenance_of(name).describe()})"
             raise GrpoCoreError(f"plugin file {str(p)!r}: the name {name!r} is already taken by {other}; rename the file.")
         folder = str(p.parent)
-        if folder not in sys.path:
+        added = folder not in sys.path
+        if added:
             sys.path.append(folder)
         importlib.invalidate_caches()
         found = importlib.util.find_spec(name) if name not in sys.modules else None
         existing = sys.modules.get(name)
         origin = getattr(found, "origin", None) if found else getattr(existing, "__file__", None)
         if origin is None or Path(origin).resolve() != p:
+            if added:
+                sys.path.remove(folder)
             raise GrpoCoreError(
                 f"plugin file {str(p)!r}: the module name {name!r} already belongs to {origin or 'another module'}; "
                 "rename the file so that its stem is unique."
