@@ -2,7 +2,7 @@
 
 This module is the whole extension API. Each hook takes a ``register``
 callback owned by the core, which records where every item came from and
-refuses silent overwrites. See docs/hooks.md for one section per hook.
+refuses silent overwrites. See docs/plugins/hooks.md for one section per hook.
 """
 
 from __future__ import annotations

@@ -241,7 +241,18 @@ def load_plugin_file(path) -> str:
         except Exception as exc:  # noqa: BLE001 - e.g. a hookimpl whose arguments match no hook
             raise GrpoCoreError(f"plugin file {str(p)!r} could not be registered: {type(exc).__name__}: {exc}") from None
         _files[name] = str(p)
+        if added:
+            _restart_workers()
     return name
+
+
+def _restart_workers() -> None:
+    """Workers inherit ``sys.path`` when they start; restart running ones so they see a new folder."""
+    from . import deadline
+
+    pool = deadline._pool
+    if pool is not None and deadline._pool_pid == os.getpid():
+        pool.close()  # the next map starts fresh workers
 
 
 def provenance_of(plugin_name: str) -> Provenance:
