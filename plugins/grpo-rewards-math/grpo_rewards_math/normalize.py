@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 #: longest answer the inline path looks at (longer ones go to the worker)
 MAX_QUICK_CHARS = 300
@@ -177,6 +178,10 @@ def _int(txt: str) -> int | None:
     return int(digits)
 
 
+_FAST_NUM_RE = re.compile(r"^\s*(-?)(\d{1,30})(?:\.(\d{1,30}))?\s*$")
+
+
+@lru_cache(maxsize=8192)
 def parse_number(s: str, *, unit_words: bool = False) -> Fraction | None:
     """The exact value of a plain numeric answer, or None.
 
@@ -187,6 +192,11 @@ def parse_number(s: str, *, unit_words: bool = False) -> Fraction | None:
     """
     if not s or len(s) > MAX_QUICK_CHARS:
         return None
+    m = _FAST_NUM_RE.match(s)
+    if m:  # the common case: a plain integer or decimal
+        sign, ip, fp = m.groups()
+        v = Fraction(int(ip + (fp or "")), 10 ** len(fp or ""))
+        return -v if sign else v
     t = clean_number_text(s, unit_words=unit_words)
     if not t or len(t) > MAX_QUICK_CHARS:
         return None
@@ -285,6 +295,7 @@ def code_to_latex(s: str) -> str:
     return s
 
 
+@lru_cache(maxsize=8192)
 def normalize_math(s: str) -> str:
     """A canonical LaTeX-ish string for a math answer (see the module policies)."""
     s = strip_wrappers(s)
@@ -475,3 +486,119 @@ def _nested_power_depth(s: str) -> int:
             chain = 0
         i += 1
     return best
+
+
+# --- exact arithmetic on small expressions (inline, bounded) ----------------
+
+_TOK_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\frac|\\cdot|\\times|\\div|[-+*/^(){}])")
+MAX_EXP = 64
+
+
+class _Arith:
+    """Recursive-descent evaluator for ``+ - * / ^ ( ) \\frac{}{}`` over exact Fractions.
+
+    Refuses (returns None) on anything else, on exponents beyond 64 and on
+    results beyond :data:`MAX_DIGITS` digits, so it is bounded on capped input.
+    """
+
+    def __init__(self, s: str) -> None:
+        self.toks: list[str] = []
+        pos = 0
+        s = s.strip()
+        while pos < len(s):
+            m = _TOK_RE.match(s, pos)
+            if not m or m.end() == pos:
+                raise ValueError("token")
+            self.toks.append(m.group(1))
+            pos = m.end()
+        self.i = 0
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self, want=None):
+        t = self.peek()
+        if t is None or (want is not None and t != want):
+            raise ValueError("syntax")
+        self.i += 1
+        return t
+
+    def expr(self) -> Fraction:
+        v = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            v = v + self.term() if op == "+" else v - self.term()
+        return v
+
+    def term(self) -> Fraction:
+        v = self.unary()
+        while self.peek() in ("*", "/", "\\cdot", "\\times", "\\div"):
+            op = self.take()
+            r = self.unary()
+            if op in ("/", "\\div"):
+                if r == 0:
+                    raise ValueError("division by zero")
+                v = v / r
+            else:
+                v = v * r
+        return v
+
+    def unary(self) -> Fraction:
+        if self.peek() in ("-", "+"):
+            return -self.unary() if self.take() == "-" else self.unary()
+        return self.power()
+
+    def power(self) -> Fraction:
+        base = self.atom()
+        if self.peek() == "^":
+            self.take()
+            e = self.unary() if self.peek() in ("-", "+") else self.atom()
+            if e.denominator != 1 or abs(e) > MAX_EXP:
+                raise ValueError("exponent")
+            if base == 0 and e < 0:
+                raise ValueError("division by zero")
+            base = base ** int(e)
+        if abs(base.numerator) > 10**MAX_DIGITS or base.denominator > 10**MAX_DIGITS:
+            raise ValueError("too big")
+        return base
+
+    def atom(self) -> Fraction:
+        t = self.take()
+        if t == "(":
+            v = self.expr()
+            self.take(")")
+            return v
+        if t == "{":
+            v = self.expr()
+            self.take("}")
+            return v
+        if t == "\\frac":
+            self.take("{")
+            a = self.expr()
+            self.take("}")
+            self.take("{")
+            b = self.expr()
+            self.take("}")
+            if b == 0:
+                raise ValueError("division by zero")
+            return a / b
+        if t[0].isdigit():
+            if "." in t:
+                ip, fp = t.split(".")
+                return Fraction(int(ip + fp), 10 ** len(fp))
+            return Fraction(int(t))
+        raise ValueError("syntax")
+
+
+def eval_arithmetic(s: str) -> Fraction | None:
+    """The exact value of a small arithmetic expression (``3 \\times 4``, ``9+1``, ``2^{10}/4``), or None."""
+    if not s or len(s) > MAX_QUICK_CHARS or "," in s:
+        return None
+    try:
+        p = _Arith(s)
+        if not p.toks:
+            return None
+        v = p.expr()
+        return v if p.peek() is None else None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None

@@ -50,6 +50,21 @@ def _quiet() -> None:
     _PARSE_CFG = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
 
 
+_WARM = False
+
+
+def warm() -> None:
+    """Import sympy/Math-Verify and run one parse, so no deadline pays for it.
+
+    Called when a verifier is unpickled in a worker, which happens before the
+    worker's clock for the task starts.
+    """
+    global _WARM
+    if not _WARM:
+        _WARM = True
+        parse_expr("\\frac{1}{2}+x")
+
+
 def parse_expr(s: str):
     """The sympy object for a normalised answer string, or None when it does not parse."""
     _quiet()
@@ -87,6 +102,45 @@ def _has_float(x) -> bool:
         return False
 
 
+def _numeric_differ(ge, pe) -> str | None:
+    """A reason when two constant expressions clearly differ in value, else None."""
+    from sympy import Expr, FiniteSet, Interval, MatrixBase, Rational, Set, Tuple, Union
+
+    try:
+        # a scalar value can never equal an interval, a union, a vector or a multi-element set/tuple
+        shapes = []
+        for x in (ge, pe):
+            if isinstance(x, (Interval, Union)) or isinstance(x, MatrixBase):
+                shapes.append("collection")
+            elif isinstance(x, (FiniteSet, Tuple)):
+                shapes.append("collection" if len(x.args) > 1 else "single")
+            elif isinstance(x, Set):
+                shapes.append("other")
+            elif isinstance(x, Expr) and not _is_relation(x) and not x.free_symbols:
+                shapes.append("scalar")
+            else:
+                shapes.append("other")
+        if sorted(shapes) == ["collection", "scalar"]:
+            return "one answer is a single value, the other a collection"
+        if not (isinstance(ge, Expr) and isinstance(pe, Expr)) or _is_relation(ge) or _is_relation(pe):
+            return None
+        syms = sorted(ge.free_symbols | pe.free_symbols, key=str)
+        if syms:
+            # differ at one rational point: different as functions (equal ones go on to simplify)
+            point = {s: Rational(7 + 4 * k, 13 + 2 * k) for k, s in enumerate(syms)}
+            ge, pe = ge.subs(point), pe.subs(point)
+        gv = ge.evalf(30)
+        d = abs((ge - pe).evalf(30))
+        scale = abs(gv)
+        if not (d.is_Number and scale.is_Number and d.is_finite and scale.is_finite):
+            return None
+        if d > 1e-20 * max(1, scale):
+            return "numerically different"
+    except Exception:  # noqa: BLE001 - fall through to the full comparison
+        return None
+    return None
+
+
 def compare_math(gold: str, pred: str) -> Verdict:
     """Full comparison of two raw answers (strings), for ``MathVerifier.compare``."""
     g, p = N.normalize_math(gold), N.normalize_math(pred)
@@ -121,6 +175,12 @@ def compare_math(gold: str, pred: str) -> Verdict:
     if _is_relation(pe) and not _is_relation(ge) and not isinstance(ge, Set):
         if not _is_const_assignment(pe):
             return Verdict.different("the answer is an equation; gold is a value", pred=pred, gold=gold)
+
+    # Two constants that differ numerically are different: skip Math-Verify's
+    # simplify() of their difference (the slow path for wrong answers).
+    quick = _numeric_differ(ge, pe)
+    if quick:
+        return Verdict.different(quick, pred=pred, gold=gold)
 
     from math_verify import verify
 

@@ -21,13 +21,32 @@ from grpo_core import Verdict, Verifier
 from . import normalize as N
 
 
+class _SymbolicVerifier(Verifier):
+    """A verifier whose ``compare`` uses sympy: workers import it while unpickling.
+
+    The core starts a task's clock once the worker has unpickled it, so the
+    seconds spent importing sympy and Math-Verify in a fresh worker are not
+    charged to the first comparison's deadline (a cold import under load can
+    take longer than the deadline itself, and a killed worker would pay it again).
+    """
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        from grpo_core.deadline import in_worker
+
+        if in_worker():
+            from .symbolic import warm
+
+            warm()
+
+
 def _num_verdict(g: Fraction, p: Fraction, gold: str, pred: str) -> Verdict:
     if g == p:
         return Verdict.matched(f"{N.format_number(p)} == {N.format_number(g)}", pred=pred, gold=gold)
     return Verdict.different(f"{N.format_number(p)} != {N.format_number(g)}", pred=pred, gold=gold)
 
 
-class Gsm8kVerifier(Verifier):
+class Gsm8kVerifier(_SymbolicVerifier):
     """Numeric answers as GSM8K writes them ($1,234.00, 50%, −3, 18 dollars, \\boxed{18})."""
 
     name = "gsm8k"
@@ -45,6 +64,9 @@ class Gsm8kVerifier(Verifier):
         if p is not None:
             return _num_verdict(g, p, gold, pred)
         cleaned = N.clean_number_text(pred[: N.MAX_QUICK_CHARS], unit_words=True)
+        a = N.eval_arithmetic(cleaned)
+        if a is not None:
+            return _num_verdict(g, a, gold, pred)
         if not any(c.isdigit() for c in cleaned) and "\\frac" not in cleaned and "\\pi" not in cleaned:
             return Verdict.pred_unparseable(f"answer {pred[:60]!r} has no number", pred=pred, gold=gold)
         return None  # e.g. "3 \times 4" or "2^{5}": evaluate symbolically
@@ -80,7 +102,7 @@ class AimeVerifier(Verifier):
         return self.quick_compare(gold, pred)
 
 
-class MathVerifier(Verifier):
+class MathVerifier(_SymbolicVerifier):
     """LaTeX and plain-expression answers compared symbolically (Math-Verify + sympy, hardened)."""
 
     name = "math"
@@ -120,6 +142,12 @@ class MathVerifier(Verifier):
         pn = N.parse_number(p)
         if gn is not None and pn is not None:
             return _num_verdict(gn, pn, gold, pred)
+        # small exact arithmetic (9+1, 2^{10}/4, \frac{3}{4}\cdot 2) on both sides
+        ga = gn if gn is not None else N.eval_arithmetic(g)
+        if ga is not None:
+            pa = pn if pn is not None else N.eval_arithmetic(p)
+            if pa is not None:
+                return _num_verdict(ga, pa, gold, pred)
         if N.is_text_answer(g) and N.is_text_answer(p):
             if g.lower() == p.lower():
                 return Verdict.matched("same words", pred=pred, gold=gold)
