@@ -605,6 +605,10 @@ def check_dataset(dataset: Any, /, *, split: str | None = None, limit: int | Non
             rep.fail("gold answers parse", f"its verifier {vname!r} is not available: {exc}", "name a registered verifier, or install the plugin that provides it.")
     if rep.problems:
         return rep.raise_for_problems()
+    splits = getattr(adapter, "splits", None)
+    if split is not None and isinstance(splits, (list, tuple)) and splits and split not in splits:
+        rep.fail("schema", f"it has no split {split!r}", f"check one of its splits: split={splits[0]!r} (it has {', '.join(map(str, splits))}).")
+        return rep.raise_for_problems()
     try:
         ds = _load(adapter, split, limit)
     except Exception as exc:  # noqa: BLE001

@@ -294,6 +294,11 @@ def test_each_broken_dataset_gets_its_fix(adapter, check, fix):
     assert f"[{check}]" in msg and fix in msg, msg
 
 
+def test_unknown_split_names_the_splits():
+    msg = failure("arithmetic", kind="dataset", split="validation")
+    assert "it has no split 'validation'" in msg and "split='train' (it has train, test)" in msg, msg
+
+
 # --- the pytest plugin ----------------------------------------------------------------
 
 
