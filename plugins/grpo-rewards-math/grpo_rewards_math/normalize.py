@@ -69,7 +69,7 @@ _LEAD_RE = re.compile(
 )
 _WRAP_CMD_RE = re.compile(r"^\\(?:boxed|fbox|text|textbf|textit|mathrm|mathbf|mbox|textrm|displaystyle)\s*\{")
 _SIZING_RE = re.compile(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg)(?![a-zA-Z])\s*")
-_SPACING_RE = re.compile(r"\\[!,;:> ]|\\(?:thinspace|negthinspace|medspace|thickspace)(?![a-zA-Z])")
+_SPACING_RE = re.compile(r"(?<!\\)\\[!,;:> ]|\\(?:thinspace|negthinspace|medspace|thickspace)(?![a-zA-Z])")
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree(?![a-zA-Z])")
 _PERCENT_RE = re.compile(r"\\%|%|\\text\{\s*percent\s*\}|(?<=\d)\s*percent\b", re.IGNORECASE)
 # \text{ cm}^2 , \mbox{ inches}, \mathrm{kg} after a value: units

@@ -81,6 +81,11 @@ MATH_TABLE = {
     "base_subscripts": [("101_2", "5", "D"), ("101_2", "101", "M"), ("101_2", "101_{2}", "M"), ("4210_{5}", "4210_5", "M"), ("52_8", "42", "D"), ("5", "101_2", "M")],
     "minus_signs": [("-5", "\u22125", "M"), ("-5", "5", "D"), ("-\\frac{1}{2}", "\\frac{-1}{2}", "M"), ("6 - 5i", "-5i+6", "M"), ("6-5i", "6+5i", "D")],
     "plain_code_syntax": [("\\frac{\\pi}{2}", "pi/2", "M"), ("e^{16}", "exp(16)", "M"), ("2\\sqrt{3}", "2*sqrt(3)", "M"), ("x^2+2x", "x**2 + 2*x", "M")],
+    "matrices": [
+        ("\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{pmatrix}-1&0\\\\0&-1\\end{pmatrix}", "M"),
+        ("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "\\begin{pmatrix}0.2\\\\-3.6\\end{pmatrix}", "M"),
+        ("\\begin{pmatrix} 1/5 \\\\ -18/5 \\end{pmatrix}", "\\begin{pmatrix}1/5\\\\18/5\\end{pmatrix}", "D"),
+    ],
     "symbolic": [("x^2+2x", "x(x+2)", "M"), ("x^2+2x", "x(x+3)", "D"), ("(a+5)(b+2)", "ab+2a+5b+10", "M"), ("\\sqrt{8}", "2\\sqrt{2}", "M")],
     "invalid_latex_prefix": [("\\frac{1}{2}", "\\frac{1}{2", "U"), ("\\frac{1}{2}", "\\frac{1}{", "U")],
     "multiple_choice": [("\\text{(C)}", "C", "M"), ("\\text{(C)}", "(C)", "M"), ("\\text{(C)}", "B", "D")],
