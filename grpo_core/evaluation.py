@@ -318,6 +318,7 @@ class EvalRequest:
     chat_template: str | None = None
     system_prompt: str | None = None
     ks: Sequence[int] | None = None
+    gpu_memory_utilization: float = 0.85
 
 
 def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_obj=None) -> dict:
@@ -365,7 +366,8 @@ def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_ob
         full = bool(trained and not trained.is_lora)
         if kind == "vllm":
             engine_obj = VLLMEngine(base, adapter_dir, tokenizer_path=tok, chat_template=req.chat_template,
-                                    lora_rank=trained.lora_rank if trained else None, full_model=full, seed=req.seed)
+                                    lora_rank=trained.lora_rank if trained else None, full_model=full, seed=req.seed,
+                                    gpu_memory_utilization=req.gpu_memory_utilization)
         else:
             engine_obj = HFEngine(base, adapter_dir, tokenizer_path=tok, chat_template=req.chat_template, full_model=full)
     echo(f"evaluating {name}:{split}: {len(rows)} problems x {req.samples} sample(s), temperature {temperature:g}, "
