@@ -108,11 +108,18 @@ def _grpo_args(a, out, **extra):
     from trl import GRPOConfig
 
     return GRPOConfig(
-        output_dir=out, learning_rate=5e-6, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.1, warmup_ratio=0.1,
-        lr_scheduler_type="cosine", optim="adamw_8bit", logging_steps=1, per_device_train_batch_size=8 * a.prompts,
+        output_dir=out, learning_rate=5e-6, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.1, warmup_steps=0.1,
+        lr_scheduler_type="cosine", optim=a.optim, logging_steps=1, per_device_train_batch_size=8 * a.prompts,
         gradient_accumulation_steps=1, num_generations=8, max_completion_length=a.max_tokens, max_steps=a.steps,
-        save_strategy="no", max_grad_norm=0.1, report_to="none", bf16=True, disable_tqdm=True, seed=3407, **extra,
+        save_strategy="no", max_grad_norm=0.1, report_to="none", disable_tqdm=True, seed=3407,
+        **({"bf16": True} if _cuda() else {"use_cpu": True}), **extra,
     )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def worker(a) -> dict:
@@ -131,7 +138,7 @@ def worker(a) -> dict:
             flags={
                 "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
                 "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
-                "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "max_prompt_length": None,
+                "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim,
             },
         )
         info = run(cfg, echo=lambda s: print(s, file=sys.stderr))
@@ -177,7 +184,7 @@ def worker(a) -> dict:
     else:
         per_step = len(RAW_REWARDS)
         reward_s = statistics.median([sum(reward_times[i : i + per_step]) for i in range(0, len(reward_times), per_step)][1:])
-    free, total = torch.cuda.mem_get_info()
+    free, total = torch.cuda.mem_get_info() if _cuda() else (0, 0)
     return {
         "path": a.worker,
         "backend": backend,
@@ -186,11 +193,11 @@ def worker(a) -> dict:
         "completion_tokens_per_s": statistics.median(comp_tokens) / med,
         "reward_share": reward_s / med,
         "reward_s": reward_s,
-        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if _cuda() else None,
         "device_used_gib_at_end": (total - free) / 2**30,
         "vllm_fraction": a.fraction if a.worker in VLLM_PATHS else None,
         "setup_plus_run_s": time.perf_counter() - t_setup,
-        "gpu": torch.cuda.get_device_name(),
+        "gpu": torch.cuda.get_device_name() if _cuda() else "cpu",
     }
 
 
@@ -202,6 +209,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=1, help="prompts per step (8 generations each)")
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--four-bit", action="store_true")
+    ap.add_argument("--optim", default="adamw_8bit", help="optimizer (adamw_torch to try the script on a CPU)")
     ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
     ap.add_argument("--model-dir", default="/tmp/bench-models")
     ap.add_argument("--out", default=None)
@@ -221,7 +229,7 @@ def main() -> None:
         fractions = [float(f) for f in a.fractions.split(",")] if path in VLLM_PATHS else [0.0]
         for frac in fractions:
             cmd = [sys.executable, __file__, "--worker", path, "--model", model, "--fraction", str(frac), "--steps", str(a.steps),
-                   "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens)] + (["--four-bit"] if a.four_bit else [])
+                   "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens), "--optim", a.optim] + (["--four-bit"] if a.four_bit else [])
             t0 = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -230,7 +238,7 @@ def main() -> None:
                 r["wall_s"] = round(time.time() - t0, 1)
                 results.append(r)
                 print(f"{path:13s} frac {frac:<5} {r['median_step_s']:.3f} s/step  {r['completion_tokens_per_s']:.0f} tok/s  "
-                      f"reward {r['reward_share']:.1%}  peak {r['peak_allocated_gib']:.1f} GiB  ({r['wall_s']} s)", flush=True)
+                      f"reward {r['reward_share']:.1%}  peak {r['peak_allocated_gib'] or 0:.1f} GiB  ({r['wall_s']} s)", flush=True)
                 break
             tail = (proc.stderr or "")[-1500:]
             print(f"{path:13s} frac {frac:<5} FAILED (exit {proc.returncode}); last stderr:\n{tail}", flush=True)

@@ -20,6 +20,10 @@ from typing import Any
 from .errors import ConfigError
 
 BACKENDS = ("auto", "unsloth", "trl")
+# Settings that older notebooks use and the tested versions renamed or removed.
+RENAMED = {
+    "warmup_ratio": "use warmup_steps instead: in transformers 5 a float below 1 is a ratio of the total steps (warmup_steps=0.1).",
+}
 OVERLONG_POLICIES = ("drop", "truncate", "error")
 
 
@@ -117,6 +121,8 @@ class RunConfig:
             for key in self.grpo:
                 if key in ours:
                     raise ConfigError(f"set reward weights with --plugins NAME:WEIGHT, not {key!r}.")
+                if key in RENAMED and key not in valid:
+                    raise ConfigError(f"setting {key!r} no longer exists; {RENAMED[key]}")
                 if key not in valid:
                     close = difflib.get_close_matches(key, sorted(valid | self.field_names()), n=3)
                     hint = f" Did you mean {', '.join(close)}?" if close else ""

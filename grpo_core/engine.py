@@ -143,7 +143,10 @@ class RewardEngine:
         kwargs["completions"] = list(completions)
         kwargs["prompts"] = list(prompts) if prompts is not None else [None] * n
         for k, v in list(kwargs.items()):
-            if k not in _LOCAL_ONLY_KWARGS and isinstance(v, (list, tuple)) and len(v) != n:
+            if k in _LOCAL_ONLY_KWARGS or isinstance(v, (str, bytes, dict)) or not hasattr(v, "__getitem__") or not hasattr(v, "__len__"):
+                continue
+            kwargs[k] = v = list(v)  # datasets' Column, numpy arrays, tuples: one plain list per column
+            if len(v) != n:
                 raise RewardError(f"column {k!r} has {len(v)} values for {n} completions; every column needs one value per completion.")
         groups = {"inline": [], "async": [], "cpu": []}
         for r in self.rewards:

@@ -28,7 +28,7 @@ SEED_QWEN = {
         "adam_beta1": 0.9,
         "adam_beta2": 0.99,
         "weight_decay": 0.1,
-        "warmup_ratio": 0.1,
+        "warmup_steps": 0.1,  # transformers 5: a float below 1 is a ratio
         "lr_scheduler_type": "cosine",
         "optim": "adamw_8bit",
         "logging_steps": 1,
@@ -64,7 +64,7 @@ SEED_LLAMA = {
         "adam_beta1": 0.9,
         "adam_beta2": 0.99,
         "weight_decay": 0.1,
-        "warmup_ratio": 0.1,
+        "warmup_steps": 0.1,  # transformers 5: a float below 1 is a ratio
         "lr_scheduler_type": "cosine",
         "optim": "adamw_8bit",
         "logging_steps": 1,

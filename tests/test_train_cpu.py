@@ -255,7 +255,7 @@ def test_presets_carry_the_reference_settings():
     g = q["grpo"]
     assert q["model"] == "Qwen/Qwen2.5-3B-Instruct" and q["load_in_4bit"] and q["lora"]["r"] == 64
     assert len(q["lora"]["target_modules"]) == 7 and q["gpu_memory_utilization"] == 0.5
-    assert (g["learning_rate"], g["lr_scheduler_type"], g["warmup_ratio"], g["optim"]) == (5e-6, "cosine", 0.1, "adamw_8bit")
+    assert (g["learning_rate"], g["lr_scheduler_type"], g["warmup_steps"], g["optim"]) == (5e-6, "cosine", 0.1, "adamw_8bit")
     assert (g["num_generations"], g["max_completion_length"], g["max_grad_norm"], g["max_steps"]) == (8, 200, 0.1, 250)
     assert q["plugins"] == "xml,soft_format,strict_format,int,correctness"
     ll = get_preset("seed-llama3.2-3b")
