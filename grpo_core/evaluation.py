@@ -268,7 +268,7 @@ class _Bar:
     def __init__(self, total: int, desc: str) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc=desc or "generating", unit="sample", leave=False)
+        self.bar = tqdm(total=total, desc=desc or "generating", unit="sample", leave=True)
 
     def update(self, done: int, total: int) -> None:
         self.bar.update(done - self.bar.n)

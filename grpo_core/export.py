@@ -634,8 +634,9 @@ def model_card(trained: Trained, record: dict) -> str:
     lines += ["", "## Post-export check", "",
               f"{len(chk['probe_prompts'])} fixed probe prompts, {chk['probe_tokens']} greedy tokens each, compared with the adapter applied "
               "to the base model in float32. KL is the mean KL(adapter || export) in nats per token on the adapter's greedy continuation; "
-              f"the adapter effect is KL(adapter || base). An export fails when it is closer than {1 - MAX_BASE_RATIO:.0%} to the base "
-              "model relative to the adapter's effect (ratio > " + f"{MAX_BASE_RATIO}), or exceeds its format's tolerance.", "",
+              "the adapter effect is KL(adapter || base), and the ratio is the first over the second. An export fails when the ratio "
+              f"is above {MAX_BASE_RATIO} (it behaves like the base model: a dropped LoRA gives about 1), or when it exceeds its format's "
+              "tolerance.", "",
               "| artifact | loaded with | KL to adapter | tolerance | adapter effect | ratio | greedy = adapter | greedy = base | result |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in chk["results"]:

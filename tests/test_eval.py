@@ -232,3 +232,36 @@ def test_gsm8k_test_split_through_the_math_plugin(plugin_state, tmp_path, tiny_r
     assert len(recs) == 2 and all(r["answer"] for r in recs)
     m = s["results"]["adapter"]
     assert m["accuracy"] + m["no_answer_rate"] + m["wrong_rate"] == pytest.approx(1.0)
+
+
+class OracleEngine:
+    """Answers every prompt with the gold answer (or a wrong one), to check dataset adapters + verifiers end to end."""
+
+    name = "oracle"
+
+    def __init__(self, answers: dict, wrong: bool = False):
+        self.answers, self.wrong = answers, wrong
+
+    def generate(self, prompts, *, samples=1, **kw):
+        out = []
+        for p in prompts:
+            gold = self.answers[p[-1]["content"]]
+            out.append([ans("12345" if self.wrong else gold)] * samples)
+        return out
+
+
+@pytest.mark.parametrize("spec", ["aime:2025", "math500:test", "gsm8k:test"])
+def test_aime_math500_gsm8k_work_through_their_adapters(plugin_state, tmp_path, spec):
+    pytest.importorskip("grpo_rewards_math")
+    plugin_state(None)
+    from grpo_core import get_dataset
+
+    name, split = spec.split(":")
+    rows = get_dataset(name).load(split, limit=4, verbose=False)
+    answers = {r["prompt"][-1]["content"]: r["answer"] for r in rows}
+    good = run_eval(EvalRequest(dataset=spec, model="x/y", limit=4, out=str(tmp_path / "g.jsonl")), echo=lambda s: None, engine_obj=OracleEngine(answers))
+    bad = run_eval(EvalRequest(dataset=spec, model="x/y", limit=4, out=str(tmp_path / "b.jsonl")), echo=lambda s: None,
+                   engine_obj=OracleEngine(answers, wrong=True))
+    assert good["verifier"] == get_dataset(name).verifier
+    assert good["results"]["base"]["accuracy"] == 1.0 and good["results"]["base"]["format_rate"] == 1.0
+    assert bad["results"]["base"]["accuracy"] == 0.0 and bad["results"]["base"]["wrong_rate"] == 1.0
