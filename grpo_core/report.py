@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,7 +61,11 @@ class EvalPlan:
 def plot_rewards(history: list[dict], names: list[str], path: Path) -> Path | None:
     if not history:
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("grpo-core: matplotlib is not installed; the report has no reward plot", file=sys.stderr)
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
