@@ -115,7 +115,7 @@ class CheckResult:
     def line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         return (f"{verdict} {self.artifact} [{self.engine}, {self.precision}]: KL to adapter {self.kl_to_adapter:.2e} "
-                f"(tolerance {self.tolerance.get('max_kl'):.0e}), adapter effect {self.adapter_effect:.2e}, "
+                f"(tolerance {self.tolerance.get('max_kl'):.2g}), adapter effect {self.adapter_effect:.2e}, "
                 f"ratio {self.base_ratio:.3f} (max {MAX_BASE_RATIO}), greedy tokens {self.greedy_agreement:.0%} like the adapter, "
                 f"{self.greedy_agreement_base:.0%} like the base")
 
@@ -244,7 +244,7 @@ class ProbeCheck:
             f.append(f"the export behaves like the base model: its distance to the adapter is {ratio:.0%} of the adapter's own effect "
                      f"(max {MAX_BASE_RATIO:.0%}); the LoRA was dropped or only partly merged")
         if kl > max_kl:
-            f.append(f"the export changed the outputs beyond tolerance: KL to the adapter {kl:.2e} > {max_kl:.0e} nats/token ({precision})")
+            f.append(f"the export changed the outputs beyond tolerance: KL to the adapter {kl:.2e} > {max_kl:.2g} nats/token ({precision})")
         if agree < min_tokens:
             f.append(f"greedy tokens agree with the adapter on {agree:.0%} of the probe (need {min_tokens:.0%} for {precision})")
         changed = [i for i, p in enumerate(self.probes) if p.ref_tokens != p.base_tokens]
@@ -587,7 +587,7 @@ def _export_gguf(trained: Trained, out: Path, quants, check: ProbeCheck, mode: s
     results = []
     have_llama = llama_cpp_available()
     if mode == "llama.cpp" and not have_llama:
-        raise ConfigError("--gguf-check llama.cpp needs llama-cpp-python (`pip install llama-cpp-python`, builds llama.cpp, ~6 min on 2 cores).")
+        raise ConfigError("--gguf-check llama.cpp needs llama-cpp-python (`pip install llama-cpp-python`, builds llama.cpp, about 7 min of CPU on 2 cores).")
     if mode == "auto" and not have_llama:
         echo("check: llama-cpp-python is not installed, so each GGUF file is read back with gguf.GGUFReader into the HF "
              "architecture instead of running in llama.cpp (`pip install llama-cpp-python` for the llama.cpp check)")
@@ -640,7 +640,7 @@ def model_card(trained: Trained, record: dict) -> str:
               "| artifact | loaded with | KL to adapter | tolerance | adapter effect | ratio | greedy = adapter | greedy = base | result |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in chk["results"]:
-        lines.append(f"| {r['artifact']} | {r['engine']} | {r['kl_to_adapter']:.2e} | {r['tolerance']['max_kl']:.0e} | {r['adapter_effect']:.2e} | "
+        lines.append(f"| {r['artifact']} | {r['engine']} | {r['kl_to_adapter']:.2e} | {r['tolerance']['max_kl']:.2g} | {r['adapter_effect']:.2e} | "
                      f"{r['base_ratio']:.3f} | {r['greedy_agreement']:.0%} | {r['greedy_agreement_base']:.0%} | {'pass' if r['passed'] else 'FAIL'} |")
     lines += ["", f"Overall: **{'passed' if chk['passed'] else 'FAILED'}**.", "", "## Usage", "", _USAGE[fmt].replace("{base}", base)]
     return "\n".join(lines) + provenance_section(trained.run)

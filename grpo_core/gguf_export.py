@@ -322,7 +322,7 @@ def require_llama_cpp(qtype: str):
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(
             f"--quant {qtype} needs llama.cpp's quantizer: `pip install llama-cpp-python` (builds llama.cpp from source, "
-            f"about 6 minutes on 2 cores; cmake and a C++ compiler needed). Import failed: {type(exc).__name__}: {exc}. "
+            f"about 7 minutes of CPU on 2 cores; cmake and a C++ compiler needed). Import failed: {type(exc).__name__}: {exc}. "
             "f32, f16, bf16 and q8_0 need only the gguf package."
         ) from None
 

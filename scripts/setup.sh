@@ -10,6 +10,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch first, pinned to the local CPU wheel; everything after is constrained to it.
 .venv/bin/pip install -q -c constraints.txt torch==2.13.0
+# llama-cpp-python (dev extra: the llama.cpp check of GGUF exports, q4_k_m) builds llama.cpp from source once;
+# pip caches the wheel, so later runs on the same machine are quick.
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
 .venv/bin/pip install -q -c constraints.txt -e ".[dev]" ${plugin_args[@]+"${plugin_args[@]}"}

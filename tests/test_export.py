@@ -120,16 +120,40 @@ def test_gguf_runs_in_llama_cpp_with_the_same_tokens(gguf_export):
     assert f32["greedy_agreement"] == 1.0 and f32["kl_to_adapter"] < 1e-4
 
 
-def test_q4_k_m_needs_llama_cpp_or_is_checked_in_it(tiny_run, tmp_path, torch1, ref):
-    req = ExportRequest(run=str(tiny_run), format="gguf", quant=("q4_k_m",), out=str(tmp_path / "q4"))
-    if not HAVE_LLAMA:
-        with pytest.raises(ConfigError, match="llama-cpp-python"):
-            export_run(req, echo=quiet)
-        assert not (tmp_path / "q4").exists()  # refused before any work
-        return
-    rec = export_run(req, echo=quiet, check=ref)
+@pytest.fixture
+def no_llama_cpp(monkeypatch):
+    """As on a machine without llama-cpp-python: importing llama_cpp fails."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+
+
+def test_q4_k_m_without_llama_cpp_says_what_it_needs(tiny_run, tmp_path, no_llama_cpp):
+    req = ExportRequest(run=str(tiny_run), format="gguf", quant=("q8_0", "q4_k_m"), out=str(tmp_path / "q4"))
+    with pytest.raises(ConfigError, match="q4_k_m needs llama.cpp's quantizer: `pip install llama-cpp-python`"):
+        export_run(req, echo=quiet)
+    assert not (tmp_path / "q4").exists()  # refused before any work
+
+
+def test_gguf_check_falls_back_to_the_reader_without_llama_cpp(tiny_run, tmp_path, no_llama_cpp, ref):
+    lines = []
+    rec = export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("f16",), out=str(tmp_path / "g")), echo=lines.append, check=ref)
+    assert [r["engine"] for r in rec["check"]["results"]] == ["gguf-reader"] and rec["check"]["passed"]
+    assert any("llama-cpp-python is not installed" in ln for ln in lines)
+    with pytest.raises(ConfigError, match="needs llama-cpp-python"):
+        export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("f16",), out=str(tmp_path / "h"), gguf_check="llama.cpp"),
+                   echo=quiet, check=ref)
+
+
+@pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python is not installed")
+def test_q4_k_m_is_quantized_by_llama_cpp_and_checked_in_it(tiny_run, tmp_path, ref):
+    from grpo_core.gguf_export import gguf_metadata
+
+    rec = export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("q4_k_m",), out=str(tmp_path / "q4")), echo=quiet, check=ref)
     (r,) = rec["check"]["results"]
-    assert r["engine"] == "llama.cpp" and r["precision"] == "4bit" and r["passed"]
+    assert r["engine"] == "llama.cpp" and r["precision"] == "4bit" and r["passed"] and r["base_ratio"] < 0.1
+    assert gguf_metadata(tmp_path / "q4" / "model-grpo-q4_k_m.gguf")["general.file_type"] == 15  # MOSTLY_Q4_K_M
+    assert [p.name for p in (tmp_path / "q4").glob("*.gguf")] == ["model-grpo-q4_k_m.gguf"]  # the f32 source was removed
 
 
 # --- broken exports are caught -------------------------------------------------------------------

@@ -78,3 +78,13 @@ def test_auto_engine_picks_vllm_on_gpu():
     from grpo_core.evaluation import choose_engine
 
     assert choose_engine("auto")[0] == "vllm"
+
+
+def test_merged_4bit_export_is_made_and_checked_on_gpu(small_run, tmp_path):
+    """merged_4bit (bitsandbytes NF4) exists only on CUDA; the post-export check must still see the LoRA in it."""
+    pytest.importorskip("bitsandbytes")
+    from grpo_core.export import ExportRequest, export_run
+
+    rec = export_run(ExportRequest(run=str(small_run), format="merged_4bit", out=str(tmp_path / "m4"), backend="peft"), echo=print)
+    (r,) = rec["check"]["results"]
+    assert r["passed"] and r["precision"] == "4bit" and r["base_ratio"] < 0.5, r
