@@ -201,6 +201,32 @@ def worker(a) -> dict:
     }
 
 
+def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png") -> None:
+    """A markdown table and a bar chart of step times from result files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [json.loads(Path(f).read_text()) for f in files]
+    print("| model | setting | path | median s/step | completion tok/s | reward share | peak GiB allocated | vLLM fraction | GPU |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.2), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        ok = [r for r in run["results"] if not r.get("failed")]
+        for r in ok:
+            print(f"| {run['shape']} | {run['setting']} | {r['path']} | {r['median_step_s']:.3f} | {r['completion_tokens_per_s']:.0f} | "
+                  f"{r['reward_share']:.2%} | {r['peak_allocated_gib']:.1f} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
+        ax.barh([r["path"] for r in ok], [r["median_step_s"] for r in ok], color=["C0" if r["path"] == "grpo_core" else "C7" for r in ok])
+        for i, r in enumerate(ok):
+            ax.text(r["median_step_s"], i, f" {r['median_step_s']:.2f}", va="center", fontsize=8)
+        ax.set_title(f"{run['shape']}, {run['setting']}", fontsize=9)
+        ax.set_xlabel("median s/step (lower is better)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    print(f"\nchart: {png}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="qwen2.5-0.5b")
@@ -213,10 +239,14 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
     ap.add_argument("--model-dir", default="/tmp/bench-models")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--report", nargs="+", metavar="JSON", help="only draw the chart and print the table of earlier results")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--fraction", type=float, default=0.3, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.report:
+        report(a.report)
+        return
     if a.worker:
         res = worker(a)
         print("RESULT " + json.dumps(res), flush=True)
