@@ -62,6 +62,12 @@ def last_boxed(text: str) -> str | None:
         # "\boxed 5" form
         rest = text[best:].split(None, 1)
         return rest[1].split()[0].strip("$.") if len(rest) > 1 and rest[1].split() else None
+    j = matching_brace(text, i)
+    return text[i + 1 : j].strip() if j >= 0 else None
+
+
+def matching_brace(text: str, i: int) -> int:
+    """Index of the ``}`` closing the ``{`` at ``text[i]``, or -1 when it is never closed."""
     depth = 0
     for j in range(i, len(text)):
         ch = text[j]
@@ -70,8 +76,8 @@ def last_boxed(text: str) -> str | None:
         elif ch == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1 : j].strip()
-    return None
+                return j
+    return -1
 
 
 def extract_answer(text: str, *, fallback: bool = False) -> str | None:

@@ -6,6 +6,21 @@ from typing import Any
 
 from .errors import UnknownNameError
 
+#: The reference notebook's optimizer and schedule, shared by both seed presets.
+REFERENCE_TRAINING = {
+    "learning_rate": 5e-6,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.99,
+    "weight_decay": 0.1,
+    "warmup_steps": 0.1,  # transformers 5: a float below 1 is a ratio
+    "lr_scheduler_type": "cosine",
+    "optim": "adamw_8bit",
+    "logging_steps": 1,
+    "gradient_accumulation_steps": 1,
+    "max_grad_norm": 0.1,
+    "report_to": "none",
+}
+
 SEVEN_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 # The Unsloth Qwen2.5-3B GRPO notebook, exactly. TRL >= 1.x counts
@@ -24,22 +39,12 @@ SEED_QWEN = {
     "lora": {"r": 64, "alpha": 64, "target_modules": SEVEN_PROJECTIONS},
     "seed": 3407,
     "grpo": {
-        "learning_rate": 5e-6,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.99,
-        "weight_decay": 0.1,
-        "warmup_steps": 0.1,  # transformers 5: a float below 1 is a ratio
-        "lr_scheduler_type": "cosine",
-        "optim": "adamw_8bit",
-        "logging_steps": 1,
+        **REFERENCE_TRAINING,
         "per_device_train_batch_size": 8,
-        "gradient_accumulation_steps": 1,
         "num_generations": 8,
         "max_completion_length": 200,
         "max_steps": 250,
         "save_steps": 250,
-        "max_grad_norm": 0.1,
-        "report_to": "none",
     },
 }
 
@@ -60,22 +65,12 @@ SEED_LLAMA = {
     "lora": {"r": 64, "alpha": 64, "target_modules": SEVEN_PROJECTIONS},
     "seed": 3407,
     "grpo": {
-        "learning_rate": 5e-6,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.99,
-        "weight_decay": 0.1,
-        "warmup_steps": 0.1,  # transformers 5: a float below 1 is a ratio
-        "lr_scheduler_type": "cosine",
-        "optim": "adamw_8bit",
-        "logging_steps": 1,
+        **REFERENCE_TRAINING,
         "per_device_train_batch_size": 4,
-        "gradient_accumulation_steps": 1,
         "num_generations": 4,
         "max_completion_length": 1536,
         "max_steps": 500,
         "save_steps": 100,
-        "max_grad_norm": 0.1,
-        "report_to": "none",
     },
 }
 

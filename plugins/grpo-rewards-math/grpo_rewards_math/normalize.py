@@ -29,6 +29,8 @@ Policies (the same for every verifier of this plugin):
 
 from __future__ import annotations
 
+from grpo_core.extract import matching_brace
+
 import re
 from fractions import Fraction
 from functools import lru_cache
@@ -83,20 +85,6 @@ def _fix_unicode(s: str) -> str:
     return _UNICODE_RE.sub(lambda m: _UNICODE[m.group(0)], s)
 
 
-def _matching_close(s: str, i: int) -> int:
-    """Index of the brace closing the one at ``s[i]``, or -1."""
-    depth = 0
-    for j in range(i, len(s)):
-        c = s[j]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-    return -1
-
-
 def braces_balanced(s: str) -> bool:
     depth = 0
     for c in s:
@@ -127,7 +115,7 @@ def strip_wrappers(s: str) -> str:
                 break
         m = _WRAP_CMD_RE.match(s)
         if m:
-            close = _matching_close(s, m.end() - 1)
+            close = matching_brace(s, m.end() - 1)
             if close == len(s) - 1:
                 s = s[m.end() : close]
         if s == before:
@@ -375,7 +363,7 @@ _FACT_RE = re.compile(r"(\d+)\s*!")
 def _read_exponent(s: str, i: int) -> tuple[str, int]:
     """The exponent text starting at ``s[i]`` and the index after it."""
     if i < len(s) and s[i] == "{":
-        j = _matching_close(s, i)
+        j = matching_brace(s, i)
         if j < 0:
             return s[i + 1 :], len(s)
         return s[i + 1 : j], j + 1
