@@ -261,3 +261,51 @@ def test_presets_carry_the_reference_settings():
     ll = get_preset("seed-llama3.2-3b")
     assert ll["chat_template"] == "llama-3.1" and not ll["load_in_4bit"]
     assert ll["grpo"]["max_completion_length"] == 1536 and ll["plugins"] == "exact_format,graded_correctness"
+
+
+@pytest.mark.parametrize("policy", ["drop", "truncate"])
+def test_overlong_prompts_are_dropped_or_truncated(plugins_registered, tiny_model, tmp_path, policy):
+    from grpo_core.train import run
+
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "max_prompt_length": 43, "overlong_prompts": policy}
+    lines: list[str] = []
+    info = run(build_config(flags=flags), dry_run=True, echo=lines.append)
+    text = "\n".join(lines)
+    assert "longer than max_prompt_length=43" in text
+    if policy == "drop":
+        assert 0 < info["dataset"]["rows"] < 32
+    else:
+        assert info["dataset"]["rows"] == 32 and "cut to fit" in text
+
+
+def test_think_tag_opened_by_template_is_warned(plugins_registered, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    template = tmp_path / "think.jinja"
+    template.write_text(
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n<think>{% endif %}"
+    )
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path / "o"), "chat_template": str(template)}
+    info = run(build_config(flags=flags), dry_run=True, echo=lambda s: None)
+    assert any("already opens '<think>'" in w for w in info["preflight"]["warnings"])
+
+
+def test_progress_callback_warns_on_dead_signal_clipping_and_degeneracy():
+    import io
+
+    from grpo_core.train.callbacks import ProgressCallback
+
+    class State:
+        global_step, max_steps = 0, 10
+
+    out = io.StringIO()
+    cb = ProgressCallback(["xml"], stream=out, zero_variance_patience=3)
+    for step in range(1, 4):
+        State.global_step = step
+        cb.on_log(None, State, None, logs={"reward": 0.0, "reward_std": 0.0, "rewards/xml/mean": 0.0, "frac_reward_zero_std": 1.0,
+                                           "completions/clipped_ratio": 0.9, "completions/degenerate_frac": 0.8})
+    text = out.getvalue()
+    assert "step 3/10" in text and "xml 0.000" in text and "clipped 0.90" in text
+    assert len(cb.warnings) == 3  # zero variance (after 3 steps), clipping, degeneracy — each once
+    assert text.count("zero reward variance") == 1 and text.count("hit max_completion_length") == 1
