@@ -58,16 +58,22 @@ _FLAG_KEYS = {
 @click.option("--on-reward-error", type=click.Choice(["none", "zero", "raise"]), help="What a failing reward gives a sample.")
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option("--seed", type=int, help="Random seed.")
+@click.option("--plugin-file", "plugin_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A .py file of rewards/verifiers/datasets to load without packaging it. Repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Any setting or GRPOConfig field, e.g. --set beta=0.04. Repeatable.")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
 @click.option("--dry-run", is_flag=True, help="Run the pre-flight checks, then stop before loading the model.")
-def run(preset, config_file, sets, resume, dry_run, **flags):
+def run(preset, config_file, plugin_files, sets, resume, dry_run, **flags):
     """Train a model with GRPO on the chosen rewards.
 
     With no --model and no --preset this runs the embedded default (tiny-cpu):
     the bundled tiny reasoner on bundled arithmetic problems, offline on CPU.
     """
     from ..config import build_config
+    from ..plugins import load_plugin_file
+
+    for path in plugin_files:
+        load_plugin_file(path)
     from ..presets import DEFAULT_PRESET
     from ..selection import parse_selection, resolve
 
