@@ -309,3 +309,12 @@ def test_progress_callback_warns_on_dead_signal_clipping_and_degeneracy():
     assert "step 3/10" in text and "xml 0.000" in text and "clipped 0.90" in text
     assert len(cb.warnings) == 3  # zero variance (after 3 steps), clipping, degeneracy — each once
     assert text.count("zero reward variance") == 1 and text.count("hit max_completion_length") == 1
+
+
+def test_only_the_main_process_writes_run_json(plugins_registered, tiny_model, tmp_path, monkeypatch):
+    """Under `accelerate launch` every rank runs the same code; files come from rank 0 only."""
+    from grpo_core.train import run
+
+    monkeypatch.setenv("RANK", "1")
+    info = run(build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path)}), dry_run=True, echo=lambda s: None)
+    assert info["status"] == "dry-run" and not (tmp_path / "run.json").exists()

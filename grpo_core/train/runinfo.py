@@ -54,7 +54,12 @@ def reward_records(engine) -> list[dict[str, Any]]:
 
 
 class RunInfo:
+    """run.json. Under ``accelerate launch`` only the main process (RANK 0) writes files."""
+
     def __init__(self, output_dir: Path) -> None:
+        import os
+
+        self.enabled = int(os.environ.get("RANK", "0")) == 0
         self.path = Path(output_dir) / "run.json"
         self.data: dict[str, Any] = {
             "status": "starting",
@@ -70,6 +75,8 @@ class RunInfo:
         self.write()
 
     def write(self) -> None:
+        if not self.enabled:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(self.data, indent=2, default=str))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -128,7 +129,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     from ..report import EvalPlan
 
     evals = EvalPlan.from_config(cfg, adapter, ds_name, echo)
-    if evals and not resume:
+    if evals and not resume and info.enabled:
         evals.run("before", policy.model, policy.tokenizer)
 
     model = policy.model
@@ -199,15 +200,17 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         warnings=pre.warnings + progress.warnings,
         reward_totals={k: vars(v) for k, v in engine.totals.items()},
     )
-    _append_model_card(adapter_dir, info)
+    if info.enabled:
+        _append_model_card(adapter_dir, info)
     echo(f"saved adapter to {adapter_dir} ({status} at step {trainer.state.global_step})")
-    (out_dir / "log_history.json").write_text(__import__("json").dumps(trainer.state.log_history, indent=1))
+    if info.enabled:
+        (out_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
 
     # 8. evaluate and report
-    if evals and status == "finished":
+    if evals and status == "finished" and info.enabled:
         evals.run("after", trainer.model, policy.tokenizer)
         info.update(evaluation=evals.summary())
-    if cfg.report:
+    if cfg.report and info.enabled:
         from ..report import write_report
 
         path = write_report(out_dir, info.data, progress.history, evals)
