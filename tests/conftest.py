@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach a hub: models and data are built or bundled locally.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 if "torch" in sys.modules:  # never import torch here: most tests must run without it
     sys.modules["torch"].set_num_threads(1)
 

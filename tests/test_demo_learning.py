@@ -20,6 +20,7 @@ def test_shortened_tiny_cpu_run_improves_held_out_accuracy(tmp_path):
         "output_dir": str(tmp_path / "run"),
         "report": False,
         "seed": 0,
+        "threads": 1,  # one thread: never slower here, and immune to a busy second core
         "eval_limit": TINY_CPU_SMOKE_OVERRIDES["eval_limit"],
         "max_steps": TINY_CPU_SMOKE_OVERRIDES["grpo"]["max_steps"],
     }

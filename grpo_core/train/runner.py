@@ -222,7 +222,8 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
 
 
 def _quiet_libraries() -> None:
-    """Our progress line replaces the libraries' bars and raw log dicts."""
+    """Our progress line replaces the libraries' bars and raw log dicts; no usage telemetry."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     import datasets
     import transformers
 
