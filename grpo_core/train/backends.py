@@ -50,9 +50,9 @@ def choose_backend(cfg: RunConfig) -> tuple[str, str]:
             raise ConfigError("backend 'unsloth' needs a CUDA GPU and none is visible; use --backend trl (runs on CPU).")
         if not has_unsloth:
             raise ConfigError("backend 'unsloth' is not installed; `pip install 'grpo-core[gpu]'` on a CUDA machine, or use --backend trl.")
-        return "unsloth", "requested with --backend unsloth"
+        return "unsloth", "backend set to unsloth (--backend, preset or config)"
     if cfg.backend == "trl":
-        return "trl", "requested with --backend trl"
+        return "trl", "backend set to trl (--backend, preset or config)"
     if cfg.full_finetune:
         return "trl", "full fine-tuning runs on the trl backend"
     if not cuda_available():
