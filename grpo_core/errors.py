@@ -12,11 +12,29 @@ class GrpoCoreError(Exception):
     exit_code = 2
 
 
+# Names that the project's own plugin distributions provide: an unknown name
+# from this list most likely means the plugin is not installed.
+KNOWN_PROVIDERS = {
+    ("reward", "correctness"): "grpo-rewards-math",
+    ("reward", "int"): "grpo-rewards-math",
+    ("reward", "graded_correctness"): "grpo-rewards-math",
+    ("verifier", "gsm8k"): "grpo-rewards-math",
+    ("verifier", "aime"): "grpo-rewards-math",
+    ("verifier", "math"): "grpo-rewards-math",
+    ("dataset", "gsm8k"): "grpo-rewards-math",
+    ("dataset", "aime"): "grpo-rewards-math",
+    ("dataset", "math500"): "grpo-rewards-math",
+}
+
+
 class UnknownNameError(GrpoCoreError, KeyError):
     def __init__(self, kind: str, name: str, available: Iterable[str]) -> None:
         available = sorted(set(available))
         close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         msg = f"unknown {kind} {name!r}."
+        provider = KNOWN_PROVIDERS.get((kind, name))
+        if provider:
+            msg += f" It comes from the {provider} plugin: `pip install {provider}` (or check GRPO_CORE_LOAD_PLUGINS)."
         if close:
             msg += f" Did you mean {', '.join(repr(c) for c in close)}?"
         msg += f" Available {kind}s: {', '.join(available) if available else '(none installed)'}."

@@ -326,3 +326,12 @@ def test_unknown_name_without_close_match_still_lists_available(plugin_state):
         grpo_core.get_reward("zzzz")
     assert "Did you mean" not in str(exc.value)
     assert "exact_format, soft_format, strict_format, xml" in str(exc.value)
+
+
+def test_unknown_name_from_the_math_plugin_says_how_to_install_it(plugin_state):
+    from grpo_core import get_reward
+    from grpo_core.errors import UnknownNameError
+
+    plugin_state("")  # built-ins only: grpo-rewards-math is not loaded
+    with pytest.raises(UnknownNameError, match=r"pip install grpo-rewards-math"):
+        get_reward("correctness")
