@@ -392,6 +392,13 @@ class RewardEngine:
             self._reward_wall = 0.0
             return out
 
+    def reset_stats(self) -> None:
+        """Forget what was scored so far (e.g. the pre-flight smoke test), so metrics cover training only."""
+        with self._lock:
+            self.totals = {name: RewardStats() for name in self.totals}
+            self._pending = {name: RewardStats() for name in self._pending}
+            self._reward_wall = 0.0
+
     def close(self) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)

@@ -214,3 +214,17 @@ def test_from_selection_uses_registry_names(plugin_state):
     assert e.names == ["xml", "builtin/soft_format"] and e.weights == {"xml": 0.5, "builtin/soft_format": 1.0}
     res = e.score(["<reasoning>a</reasoning><answer>1</answer>"])
     assert res.totals == [0.75]
+
+
+def test_reset_stats_forgets_earlier_scoring():
+    from grpo_core.engine import RewardEngine
+    from grpo_core.registry import Provenance, make_reward_spec
+
+    def one(completions, **kw):
+        return [1.0] * len(completions)
+
+    engine = RewardEngine([(make_reward_spec(one, None, Provenance("t", None, None), {}), 1.0)])
+    engine.score(["a", "b"])
+    assert engine.totals["one"].samples == 2
+    engine.reset_stats()
+    assert engine.totals["one"].samples == 0 and engine.pop_metrics() == {}

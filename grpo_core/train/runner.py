@@ -95,6 +95,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     world = int(os.environ.get("WORLD_SIZE", "1"))
     echo("pre-flight:")
     dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo)
+    engine.reset_stats()  # the smoke test's calls are not training metrics
     if resume and not last_checkpoint(cfg.output_dir):
         raise ConfigError(f"--resume: no checkpoint found in {cfg.output_dir!r}; run without --resume to start fresh.")
     info = RunInfo(out_dir)
