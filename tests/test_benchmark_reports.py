@@ -1,0 +1,20 @@
+"""The GPU benchmark's report path runs on CPU against the committed raw results."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_grpo_step_report_reads_committed_results(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("grpo_step", ROOT / "benchmarks" / "grpo_step.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    files = sorted(str(p) for p in (ROOT / "benchmarks" / "results").glob("grpo_step-*.json"))
+    assert files, "no committed grpo_step results"
+    png = tmp_path / "chart.png"
+    mod.report(files, png=png)
+    out = capsys.readouterr().out
+    assert png.stat().st_size > 1000
+    rows = [ln for ln in out.splitlines() if ln.startswith("| qwen2.5")]
+    assert any("| grpo_core |" in r for r in rows) and any("| trl_vllm |" in r for r in rows)
