@@ -125,7 +125,12 @@ def content_hash(rows: Iterable[dict]) -> str:
 
 
 def read_jsonl(path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as f:
+    """The objects of a JSON Lines file (``.gz`` compressed or plain); blank lines are skipped."""
+    import gzip
+    from pathlib import Path
+
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for line in f:
             line = line.strip()
             if line:

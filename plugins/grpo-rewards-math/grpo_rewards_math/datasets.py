@@ -17,29 +17,19 @@ Every row has ``question`` (turned into a chat ``prompt`` by the core),
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-from grpo_core.datasets import DatasetAdapter
+from grpo_core.datasets import DatasetAdapter, read_jsonl
 from grpo_core.errors import ConfigError
 from grpo_core.prompts import format_xml
 
 DATA = Path(__file__).parent / "data"
 
 _CALC_RE = re.compile(r"<<[^<>]*>>")
-
-
-def _read_jsonl(path: Path) -> Iterator[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
 
 
 def _read_local(path: str | os.PathLike, split: str) -> Iterable[dict]:
@@ -54,7 +44,7 @@ def _read_local(path: str | os.PathLike, split: str) -> Iterable[dict]:
     if not p.exists():
         raise ConfigError(f"dataset path {p} does not exist.")
     if p.name.endswith((".jsonl", ".jsonl.gz")):
-        return list(_read_jsonl(p))
+        return list(read_jsonl(p))
     from datasets import load_dataset
 
     kind = "parquet" if p.suffix == ".parquet" else "json"
@@ -96,7 +86,7 @@ class Gsm8kAdapter(DatasetAdapter):
             raw, source = _hub("openai/gsm8k", split, "main"), f"openai/gsm8k/{split}"
         else:
             f = DATA / "gsm8k" / (f"{split}.jsonl.gz" if split == "train" else f"{split}.jsonl")
-            raw, source = _read_jsonl(f), f"gsm8k/{split}"
+            raw, source = read_jsonl(f), f"gsm8k/{split}"
         for i, r in enumerate(raw):
             yield {
                 "question": r["question"],
@@ -124,7 +114,7 @@ class AimeAdapter(DatasetAdapter):
             elif hub:
                 raw, source = _hub(f"MathArena/aime_{year}", "train"), f"MathArena/aime_{year}"
             else:
-                raw, source = _read_jsonl(DATA / "aime" / f"aime_{year}.jsonl"), f"aime/{year}"
+                raw, source = read_jsonl(DATA / "aime" / f"aime_{year}.jsonl"), f"aime/{year}"
             for i, r in enumerate(raw):
                 rid = r.get("id") or f"{year}-{r.get('problem_idx', i + 1)}"
                 yield {"question": r["problem"], "answer": str(r["answer"]).strip(), "id": f"aime-{rid}", "source": source}
@@ -145,7 +135,7 @@ class Math500Adapter(DatasetAdapter):
         elif hub:
             raw, source = _hub("HuggingFaceH4/MATH-500", split), f"HuggingFaceH4/MATH-500/{split}"
         else:
-            raw, source = _read_jsonl(DATA / "math500" / "test.jsonl"), "math500/test"
+            raw, source = read_jsonl(DATA / "math500" / "test.jsonl"), "math500/test"
         for i, r in enumerate(raw):
             yield {
                 "question": r["problem"],
