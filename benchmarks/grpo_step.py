@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from grpo_core.train.backends import cuda_available  # noqa: E402
 VLLM_PATHS = {"trl_vllm", "unsloth_vllm", "grpo_core"}
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -112,14 +115,9 @@ def _grpo_args(a, out, **extra):
         lr_scheduler_type="cosine", optim=a.optim, logging_steps=1, per_device_train_batch_size=8 * a.prompts,
         gradient_accumulation_steps=1, num_generations=8, max_completion_length=a.max_tokens, max_steps=a.steps,
         save_strategy="no", max_grad_norm=0.1, report_to="none", disable_tqdm=True, seed=3407,
-        **({"bf16": True} if _cuda() else {"use_cpu": True}), **extra,
+        **({"bf16": True} if cuda_available() else {"use_cpu": True}), **extra,
     )
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def worker(a) -> dict:
@@ -184,7 +182,7 @@ def worker(a) -> dict:
     else:
         per_step = len(RAW_REWARDS)
         reward_s = statistics.median([sum(reward_times[i : i + per_step]) for i in range(0, len(reward_times), per_step)][1:])
-    free, total = torch.cuda.mem_get_info() if _cuda() else (0, 0)
+    free, total = torch.cuda.mem_get_info() if cuda_available() else (0, 0)
     return {
         "path": a.worker,
         "backend": backend,
@@ -193,11 +191,11 @@ def worker(a) -> dict:
         "completion_tokens_per_s": statistics.median(comp_tokens) / med,
         "reward_share": reward_s / med,
         "reward_s": reward_s,
-        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if _cuda() else None,
+        "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda_available() else None,
         "device_used_gib_at_end": (total - free) / 2**30,
         "vllm_fraction": a.fraction if a.worker in VLLM_PATHS else None,
         "setup_plus_run_s": time.perf_counter() - t_setup,
-        "gpu": torch.cuda.get_device_name() if _cuda() else "cpu",
+        "gpu": torch.cuda.get_device_name() if cuda_available() else "cpu",
     }
 
 
