@@ -53,6 +53,7 @@ class RunConfig:
     fast_inference: bool = field(default=True, metadata={"help": "unsloth: generate with vLLM inside the process."})
     use_vllm: bool | None = field(default=None, metadata={"help": "trl: generate with vLLM (None: when installed and on GPU)."})
     vllm_mode: str = field(default="colocate", metadata={"help": "trl: vLLM colocate or server mode."})
+    fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
     gpu_memory_utilization: float = field(default=0.5, metadata={"help": "Fraction of GPU memory vLLM may reserve."})
     max_seq_length: int = field(default=1024, metadata={"help": "unsloth: maximum prompt+completion length."})
     chat_template: str | None = field(default=None, metadata={"help": "Chat template by name (chatml, llama-3.1, qwen2.5) or a .jinja file."})
@@ -67,6 +68,7 @@ class RunConfig:
     report: bool = field(default=True, metadata={"help": "Write report.md with reward plots and the before/after evaluation."})
     zero_variance_patience: int = field(default=5, metadata={"help": "Warn after this many logged steps where every group had zero reward variance."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
+    profile: bool = field(default=False, metadata={"help": "Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact."})
     seed: int = field(default=3407, metadata={"help": "Random seed."})
     grpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "Any TRL GRPOConfig field, passed unchanged."})
 

@@ -116,6 +116,19 @@ def test_per_reward_metrics_logged(first_run):
     assert "completions/clipped_ratio" in steps[0]
 
 
+def test_step_phase_times_logged(first_run):
+    out, _ = first_run
+    steps = [h for h in json.loads((out / "log_history.json").read_text()) if "reward" in h]
+    for h in steps:
+        for phase in ("step", "generate", "sync", "old_logps", "rewards", "prepare", "train"):
+            assert f"time/{phase}_s" in h, f"time/{phase}_s missing"
+        # the parts nest: generation and rewards are inside the batch preparation, which is inside the step
+        assert 0 < h["time/generate_s"] <= h["time/prepare_s"] <= h["time/step_s"]
+        assert 0 < h["time/rewards_s"] <= h["time/prepare_s"]
+        assert h["time/train_s"] > 0
+        assert abs(h["time/prepare_s"] + h["time/train_s"] - h["time/step_s"]) < 1e-6
+
+
 def test_raising_reward_is_isolated(first_run):
     out, info = first_run
     totals = info["reward_totals"]

@@ -29,6 +29,7 @@ _FLAG_KEYS = {
     "eval_limit": "eval_limit",
     "on_reward_error": "on_reward_error",
     "threads": "threads",
+    "profile": "profile",
     "seed": "seed",
 }
 
@@ -57,6 +58,7 @@ _FLAG_KEYS = {
 @click.option("--eval-limit", type=int, help="Problems in the before/after evaluation (0 skips it).")
 @click.option("--on-reward-error", type=click.Choice(["none", "zero", "raise"]), help="What a failing reward gives a sample.")
 @click.option("--threads", type=int, help="torch CPU threads.")
+@click.option("--profile", is_flag=True, default=None, help="Exact per-phase step times (generate, sync, old_logps, rewards, train): the GPU is synchronised at phase edges.")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--plugin-file", "plugin_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A .py file of rewards/verifiers/datasets to load without packaging it. Repeatable.")

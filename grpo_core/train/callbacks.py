@@ -54,6 +54,10 @@ class ProgressCallback(TrainerCallback):
         errs = sum(logs.get(f"rewards/{n}/errors", 0) + logs.get(f"rewards/{n}/timeouts", 0) for n in self.names)
         if errs:
             parts.append(f"reward errors {int(errs)}")
+        step_s = logs.get("time/step_s")
+        if step_s is not None:
+            gen = logs.get("time/generate_s", 0.0)
+            parts.append(f"{step_s:.2f}s/step (gen {gen:.2f}, train {logs.get('time/train_s', 0.0):.2f})")
         parts.append(f"{time.monotonic() - self._t0:.0f}s")
         print(" | ".join(parts), file=self.stream, flush=True)
         # health checks

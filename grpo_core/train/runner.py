@@ -152,12 +152,14 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     from trl import GRPOConfig
 
     from .callbacks import GracefulStop, ProgressCallback
+    from .phases import PhaseClock
     from .trl_glue import EngineRewardFuncs, make_trainer_class
 
     rewards = EngineRewardFuncs(engine)
     args = GRPOConfig(**grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
     progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
     stop = GracefulStop()
+    clock = PhaseClock(sync_cuda=cfg.profile).install()
     Trainer = make_trainer_class(policy.trainer_base)
     trainer = Trainer(
         model=model,
@@ -166,9 +168,15 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         train_dataset=dataset,
         processing_class=policy.tokenizer,
         peft_config=peft_config,
-        callbacks=[progress, stop],
+        callbacks=[progress, stop, clock],
     )
     trainer._grpo_core_rewards = rewards
+    trainer._grpo_core_clock = clock
+    if backend == "trl" and getattr(trainer, "use_vllm", False):
+        from .vllm_sync import install_fast_sync
+
+        why_not = install_fast_sync(trainer) if cfg.fast_vllm_sync else "fast_vllm_sync is off"
+        echo("vLLM weight sync: " + ("grpo-core's (changed LoRA layers only, merged out of place, one load call)" if why_not is None else f"TRL's ({why_not})"))
     _drop_default_printer(trainer)
     ckpt = last_checkpoint(cfg.output_dir) if resume else None
     if ckpt:
@@ -187,6 +195,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         raise
     finally:
         stop.uninstall()
+        clock.uninstall()
         engine.close()
 
     # 7. save, always — an interrupted run keeps what it learned

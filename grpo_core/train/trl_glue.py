@@ -63,14 +63,18 @@ class EngineRewardFuncs:
 
 
 def make_trainer_class(base):
-    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics."""
+    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase times."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
+        _grpo_core_clock = None  # a grpo_core.train.phases.PhaseClock
 
         def log(self, logs, *args, **kwargs):
-            if self._grpo_core_rewards is not None and "loss" in logs:
-                logs.update(self._grpo_core_rewards.pop_metrics())
+            if "loss" in logs:
+                if self._grpo_core_rewards is not None:
+                    logs.update(self._grpo_core_rewards.pop_metrics())
+                if self._grpo_core_clock is not None:
+                    logs.update(self._grpo_core_clock.pop_metrics())
             return super().log(logs, *args, **kwargs)
 
     GrpoCoreTrainer.__name__ = f"GrpoCore{base.__name__}"
