@@ -7,6 +7,7 @@ Unsloth patches never touch another), all paths in one invocation:
 
 * ``grpo_core``    grpo-core's default GPU path, through its own API (backend auto)
                    with every reference reward (xml, soft/strict format, int, correctness);
+* ``grpo_core_trl`` the same through grpo-core's trl backend with vLLM colocate;
 * ``trl_hf``       raw TRL + PEFT, HF generate;
 * ``trl_vllm``     raw TRL + PEFT, vLLM colocate;
 * ``unsloth_vllm`` raw Unsloth + vLLM fast_inference, written as the reference notebook does it.
@@ -14,9 +15,17 @@ Unsloth patches never touch another), all paths in one invocation:
 Reference settings: random-weight model with the real Qwen2.5 shapes (grpo_core.modelgen),
 LoRA r=64 on the seven projections, 8 generations, 200 completion tokens, adamw_8bit,
 1 prompt per step (``--prompts 8 --max-tokens 512`` for the throughput setting).
-Per path it records the median step time of steps 2..N, completion tokens per second,
-the reward stage's share of the step, and peak GPU memory with vLLM's memory fraction set
-to the smallest of ``--fractions`` that runs. JSON goes to benchmarks/results/.
+A path may carry settings for that path alone, ``name[key=value;key=value]``: GRPOConfig
+fields for every path, grpo-core settings too for the grpo_core paths, e.g.
+``trl_vllm[steps_per_generation=4]`` or ``grpo_core_trl[fast_vllm_sync=false]``.
+
+Per path it records the mean wall time per optimizer step over whole generation rounds after
+the first (``mean_step_s``: everything, optimizer and logging included), TRL's own median
+``step_time`` of steps 2..N (``median_step_s``), where the time goes (generation, weight sync,
+old-policy log-probs, rewards, training: grpo_core.train.phases, exact with ``--profile``),
+completion tokens per second, the reward stage's share of the step, and peak GPU memory with
+vLLM's memory fraction set to the smallest of ``--fractions`` that runs. JSON goes to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -35,7 +44,30 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from grpo_core.train.backends import cuda_available  # noqa: E402
-VLLM_PATHS = {"trl_vllm", "unsloth_vllm", "grpo_core"}
+VLLM_PATHS = {"trl_vllm", "unsloth_vllm", "grpo_core", "grpo_core_trl"}
+PATH_SPEC = re.compile(r"\s*(\w+)(?:\[([^\]]*)\])?\s*(?:,|$)")
+
+
+def parse_paths(spec: str) -> list[tuple[str, dict]]:
+    """``a,b[k=v;k2=v2]`` -> [("a", {}), ("b", {"k": v, "k2": v2})] (values parsed as YAML scalars)."""
+    import yaml
+
+    out, pos = [], 0
+    while pos < len(spec):
+        m = PATH_SPEC.match(spec, pos)
+        if not m or m.end() == pos:
+            raise SystemExit(f"cannot read --paths at {spec[pos:]!r}; write name or name[key=value;key=value], comma-separated")
+        settings = {}
+        for pair in filter(None, (m.group(2) or "").split(";")):
+            key, _, value = pair.partition("=")
+            settings[key.strip()] = yaml.safe_load(value)
+        out.append((m.group(1), settings))
+        pos = m.end()
+    return out
+
+
+def label(path: str, settings: dict) -> str:
+    return path + ("[" + ";".join(f"{k}={v}" for k, v in settings.items()) + "]" if settings else "")
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -124,27 +156,33 @@ def worker(a) -> dict:
     """Run one path in this process and return its measurements."""
     import torch
 
+    from grpo_core.train.phases import PhaseClock
+
+    settings = json.loads(a.settings)
     out = f"/tmp/bench-{a.worker}"
     reward_times: list[float] = []
     t_setup = time.perf_counter()
-    if a.worker == "grpo_core":
+    spg = int(settings.get("steps_per_generation") or 1)
+    if a.worker.startswith("grpo_core"):
         from grpo_core.config import build_config
         from grpo_core.train import run
 
-        cfg = build_config(
-            preset="seed-qwen2.5-3b",
-            flags={
-                "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
-                "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
-                "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim,
-            },
-        )
+        flags = {
+            "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
+            "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
+            "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim, "profile": a.profile,
+        }
+        if a.worker == "grpo_core_trl":
+            flags.update(backend="trl", use_vllm=True, vllm_mode="colocate")
+        cfg = build_config(preset="seed-qwen2.5-3b", flags=flags, sets=[f"{k}={json.dumps(v)}" for k, v in settings.items()])
         info = run(cfg, echo=lambda s: print(s, file=sys.stderr))
         history = json.loads((Path(out) / "log_history.json").read_text())
         backend = info["backend"]
+        phases = [{k[5:]: v for k, v in h.items() if k.startswith("time/")} for h in history if "time/step_s" in h]
     else:
         ds = _dataset(64)
         funcs = _timed(RAW_REWARDS, reward_times)
+        clock = PhaseClock(sync_cuda=a.profile).install()
         if a.worker == "unsloth_vllm":
             from unsloth import FastLanguageModel
 
@@ -157,7 +195,8 @@ def worker(a) -> dict:
             model = FastLanguageModel.get_peft_model(
                 model, r=64, target_modules=SEVEN, lora_alpha=64, use_gradient_checkpointing="unsloth", random_state=3407
             )
-            trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, use_vllm=True), train_dataset=ds)
+            trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, use_vllm=True, **settings),
+                                  train_dataset=ds, callbacks=[clock])
         else:
             from peft import LoraConfig
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -167,36 +206,56 @@ def worker(a) -> dict:
             model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16)
             extra = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": a.fraction} if a.worker == "trl_vllm" else {}
             trainer = GRPOTrainer(
-                model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, **extra), train_dataset=ds,
-                peft_config=LoraConfig(r=64, lora_alpha=64, target_modules=SEVEN, task_type="CAUSAL_LM"),
+                model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, **extra, **settings), train_dataset=ds,
+                peft_config=LoraConfig(r=64, lora_alpha=64, target_modules=SEVEN, task_type="CAUSAL_LM"), callbacks=[clock],
             )
         trainer.train()
         history = trainer.state.log_history
         backend = a.worker
+        phases = clock.steps
     steps = [h for h in history if "step_time" in h]
     times = [h["step_time"] for h in steps][1:]  # steps 2..N
-    comp_tokens = [h["completions/mean_length"] * 8 * a.prompts for h in steps][1:]
-    med = statistics.median(times)
-    if a.worker == "grpo_core":
-        reward_s = statistics.median([h["engine/reward_ms"] / 1000 for h in steps][1:])
-    else:
-        per_step = len(RAW_REWARDS)
-        reward_s = statistics.median([sum(reward_times[i : i + per_step]) for i in range(0, len(reward_times), per_step)][1:])
+    # whole generation rounds after the first (the first also holds compilation and warm-up)
+    rounds = (len(phases) - spg) // spg
+    window = phases[spg : spg + rounds * spg]
+    mean_phases = {k: statistics.fmean(r[k] for r in window) for k in window[0]}
+    lengths = [h["completions/mean_length"] for h in steps if "completions/mean_length" in h]  # steps that generated
+    comp_tokens = statistics.median(lengths[1:] or lengths) * 8 * a.prompts
+    reward_s = mean_phases["rewards_s"]  # TRL's _calculate_rewards, averaged over whole rounds
+    if reward_s == 0.0:  # a trainer that does not profile its reward stage: time the calls themselves
+        if a.worker.startswith("grpo_core"):
+            per_round = [h["engine/reward_ms"] / 1000 for h in history if h.get("engine/reward_ms")]
+        else:
+            n = len(RAW_REWARDS)
+            per_round = [sum(reward_times[i : i + n]) for i in range(0, len(reward_times), n)]
+        reward_s = statistics.median(per_round[1:] or per_round) / spg
     free, total = torch.cuda.mem_get_info() if cuda_available() else (0, 0)
+    mean_step = mean_phases["step_s"]
     return {
         "path": a.worker,
+        "settings": settings,
         "backend": backend,
-        "median_step_s": med,
+        "mean_step_s": mean_step,
+        "measured_steps": len(window),
+        "phases_s": mean_phases,
+        "median_step_s": statistics.median(times),
         "step_times_s": times,
-        "completion_tokens_per_s": statistics.median(comp_tokens) / med,
-        "reward_share": reward_s / med,
+        "wall_step_times_s": [r["step_s"] for r in phases],
+        "completion_tokens_per_s": comp_tokens / mean_step,
+        "reward_share": reward_s / mean_step,
         "reward_s": reward_s,
         "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda_available() else None,
         "device_used_gib_at_end": (total - free) / 2**30,
         "vllm_fraction": a.fraction if a.worker in VLLM_PATHS else None,
+        "profiled": a.profile,
         "setup_plus_run_s": time.perf_counter() - t_setup,
         "gpu": torch.cuda.get_device_name() if cuda_available() else "cpu",
     }
+
+
+def _step_s(r: dict) -> float:
+    """The headline: mean wall time per step when recorded, TRL's median step_time for older results."""
+    return r.get("mean_step_s") or r["median_step_s"]
 
 
 def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png") -> None:
@@ -207,19 +266,25 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
     import matplotlib.pyplot as plt
 
     runs = [json.loads(Path(f).read_text()) for f in files]
-    print("| model | setting | path | median s/step | completion tok/s | reward share | peak GiB allocated | vLLM fraction | GPU |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.2), squeeze=False)
+    print("| model | setting | path | s/step (mean wall) | TRL median step_time | generate / sync / old logps / train s | "
+          "completion tok/s | reward share | peak GiB allocated | vLLM fraction | GPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 0.9 + 0.32 * max(len(r["results"]) for r in runs)), squeeze=False)
     for ax, run in zip(axes[0], runs):
         ok = [r for r in run["results"] if not r.get("failed")]
         for r in ok:
-            print(f"| {run['shape']} | {run['setting']} | {r['path']} | {r['median_step_s']:.3f} | {r['completion_tokens_per_s']:.0f} | "
-                  f"{r['reward_share']:.2%} | {r['peak_allocated_gib']:.1f} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
-        ax.barh([r["path"] for r in ok], [r["median_step_s"] for r in ok], color=["C0" if r["path"] == "grpo_core" else "C7" for r in ok])
+            ph = r.get("phases_s")
+            split = " / ".join(f"{ph[k]:.3f}" for k in ("generate_s", "sync_s", "old_logps_s", "train_s")) if ph else "-"
+            mean = f"{r['mean_step_s']:.3f}" if r.get("mean_step_s") else "-"
+            print(f"| {run['shape']} | {run['setting']} | {label(r['path'], r.get('settings') or {})} | {mean} | {r['median_step_s']:.3f} | {split} | "
+                  f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {r['peak_allocated_gib']:.1f} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
+        names = [label(r["path"], r.get("settings") or {}) for r in ok]
+        ax.barh(names, [_step_s(r) for r in ok], color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in ok])
         for i, r in enumerate(ok):
-            ax.text(r["median_step_s"], i, f" {r['median_step_s']:.2f}", va="center", fontsize=8)
+            ax.text(_step_s(r), i, f" {_step_s(r):.2f}", va="center", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
         ax.set_title(f"{run['shape']}, {run['setting']}", fontsize=9)
-        ax.set_xlabel("median s/step (lower is better)")
+        ax.set_xlabel("s/step (lower is better)")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
     print(f"\nchart: {png}")
@@ -228,17 +293,19 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="qwen2.5-0.5b")
-    ap.add_argument("--paths", default="grpo_core,trl_hf,trl_vllm,unsloth_vllm")
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--paths", default="grpo_core,trl_hf,trl_vllm,unsloth_vllm", help="name or name[key=value;...], comma-separated")
+    ap.add_argument("--steps", type=int, default=6, help="steps per path (at least 3 generation rounds with steps_per_generation)")
     ap.add_argument("--prompts", type=int, default=1, help="prompts per step (8 generations each)")
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--four-bit", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="synchronise the GPU at phase edges for exact phase times")
     ap.add_argument("--optim", default="adamw_8bit", help="optimizer (adamw_torch to try the script on a CPU)")
     ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
     ap.add_argument("--model-dir", default="/tmp/bench-models")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", nargs="+", metavar="JSON", help="only draw the chart and print the table of earlier results")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--fraction", type=float, default=0.3, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -249,15 +316,23 @@ def main() -> None:
         res = worker(a)
         print("RESULT " + json.dumps(res), flush=True)
         return
+    paths = parse_paths(a.paths)
     from grpo_core.modelgen import build_random_model
 
     model = str(build_random_model(Path(a.model_dir) / a.shape, a.shape))
+    setting = f"{a.prompts}x8x{a.max_tokens}" + ("-4bit" if a.four_bit else "")
+    out = Path(a.out or HERE / "results" / f"grpo_step-{a.shape}-{setting}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     results = []
-    for path in a.paths.split(","):
+    for path, settings in paths:
+        name = label(path, settings)
+        spg = int(settings.get("steps_per_generation") or 1)
+        steps = max(a.steps, 3 * spg)
         fractions = [float(f) for f in a.fractions.split(",")] if path in VLLM_PATHS else [0.0]
         for frac in fractions:
-            cmd = [sys.executable, __file__, "--worker", path, "--model", model, "--fraction", str(frac), "--steps", str(a.steps),
-                   "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens), "--optim", a.optim] + (["--four-bit"] if a.four_bit else [])
+            cmd = [sys.executable, __file__, "--worker", path, "--settings", json.dumps(settings), "--model", model, "--fraction", str(frac),
+                   "--steps", str(steps), "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens), "--optim", a.optim]
+            cmd += (["--four-bit"] if a.four_bit else []) + (["--profile"] if a.profile else [])
             t0 = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
@@ -265,16 +340,17 @@ def main() -> None:
                 r = json.loads(line[7:])
                 r["wall_s"] = round(time.time() - t0, 1)
                 results.append(r)
-                print(f"{path:13s} frac {frac:<5} {r['median_step_s']:.3f} s/step  {r['completion_tokens_per_s']:.0f} tok/s  "
-                      f"reward {r['reward_share']:.1%}  peak {r['peak_allocated_gib'] or 0:.1f} GiB  ({r['wall_s']} s)", flush=True)
+                ph = r["phases_s"]
+                print(f"{name:40s} frac {frac:<5} {r['mean_step_s']:.3f} s/step (TRL median {r['median_step_s']:.3f})  "
+                      f"gen {ph['generate_s']:.3f} sync {ph['sync_s']:.3f} old-logps {ph['old_logps_s']:.3f} train {ph['train_s']:.3f}  "
+                      f"{r['completion_tokens_per_s']:.0f} tok/s  reward {r['reward_share']:.1%}  peak {r['peak_allocated_gib'] or 0:.1f} GiB  "
+                      f"({r['wall_s']} s)", flush=True)
                 break
             tail = (proc.stderr or "")[-1500:]
-            print(f"{path:13s} frac {frac:<5} FAILED (exit {proc.returncode}); last stderr:\n{tail}", flush=True)
-            results.append({"path": path, "vllm_fraction": frac, "failed": True, "stderr_tail": tail})
-    setting = f"{a.prompts}x8x{a.max_tokens}" + ("-4bit" if a.four_bit else "")
-    out = Path(a.out or HERE / "results" / f"grpo_step-{a.shape}-{setting}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "results": results}, indent=2))
+            print(f"{name:40s} frac {frac:<5} FAILED (exit {proc.returncode}); last stderr:\n{tail}", flush=True)
+            results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "stderr_tail": tail})
+        # written after every path: a call cut short keeps what it measured
+        out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "profiled": a.profile, "results": results}, indent=2))
     print(f"wrote {out}")
 
 
