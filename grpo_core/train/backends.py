@@ -117,9 +117,12 @@ def load_trl(cfg: RunConfig, model_path: str) -> LoadedPolicy:
         )
     overrides: dict[str, Any] = {}
     if not cuda:
-        overrides.update(use_cpu=True, bf16=False, fp16=False)
+        # tiny CPU models: recomputing activations costs more than it saves
+        overrides.update(use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False)
     else:
-        overrides.update(bf16=kwargs["dtype"] == torch.bfloat16, fp16=kwargs["dtype"] == torch.float16)
+        # on a GPU, TRL's default: activations are recomputed in the backward pass (a 3B model at the
+        # reference settings would otherwise hold ~16 GiB more; measured in docs/benchmarks.md)
+        overrides.update(bf16=kwargs["dtype"] == torch.bfloat16, fp16=kwargs["dtype"] == torch.float16, gradient_checkpointing=True)
     use_vllm = cfg.use_vllm
     if use_vllm is None:
         use_vllm = cuda and importlib.util.find_spec("vllm") is not None
@@ -160,7 +163,8 @@ def load_unsloth(cfg: RunConfig, model_path: str) -> LoadedPolicy:
     import torch
 
     bf16 = torch.cuda.is_bf16_supported()
-    overrides = {"use_vllm": bool(cfg.fast_inference), "bf16": bf16, "fp16": not bf16}
+    # Unsloth's own (offloaded) gradient checkpointing is on the model already; TRL must not add its own
+    overrides = {"use_vllm": bool(cfg.fast_inference), "bf16": bf16, "fp16": not bf16, "gradient_checkpointing": False}
     return LoadedPolicy("unsloth", model, tok, None, GRPOTrainer, overrides, "cuda")
 
 

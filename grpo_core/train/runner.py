@@ -43,7 +43,6 @@ def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
         "save_total_limit": 2,
         "report_to": "none",
         "disable_tqdm": True,
-        "gradient_checkpointing": False,
     }
 
 
