@@ -171,6 +171,7 @@ def worker(a) -> dict:
             "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
             "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
             "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim, "profile": a.profile,
+            "max_prompt_length": None,  # the raw paths keep every prompt; so must this one (same tokens per step)
         }
         if a.worker == "grpo_core_trl":
             flags.update(backend="trl", use_vllm=True, vllm_mode="colocate")

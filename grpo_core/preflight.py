@@ -142,6 +142,17 @@ def batch_arithmetic(grpo_kwargs: dict, world_size: int, report: PreflightReport
     return facts
 
 
+def check_enough_rows(rows: int, batch: dict, report: PreflightReport) -> None:
+    """TRL's sampler takes whole rounds of distinct prompts; with fewer rows it yields none and trains 0 steps."""
+    need = batch["prompts_per_generation_round"]
+    if rows < need:
+        raise PreflightError(
+            f"{rows} training row(s) left (after the overlong-prompt policy), but each generation round takes {need} distinct prompts, "
+            "so not a single step would run. Use more rows (--limit), raise --max-prompt-length or pass --overlong-prompts truncate, "
+            "or lower per_device_train_batch_size / steps_per_generation."
+        )
+
+
 def reward_smoke_test(dataset, engine, report: PreflightReport, n: int = 4) -> dict:
     """Score gold-formatted replies (and an empty one) to catch broken rewards."""
     rows = dataset.select(range(min(n, len(dataset))))
@@ -171,7 +182,8 @@ def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int 
     report.say(f"rows: {len(dataset)} (gold answers were verified when the split loaded)")
     check_template(dataset, tokenizer, report)
     dataset = check_lengths(dataset, tokenizer, cfg.max_prompt_length, cfg.overlong_prompts, report)
-    batch_arithmetic(grpo_kwargs, world_size, report)
+    batch = batch_arithmetic(grpo_kwargs, world_size, report)
+    check_enough_rows(len(dataset), batch, report)
     reward_smoke_test(dataset, engine, report)
     for ln in report.lines:
         echo("  " + ln if not ln.startswith("warning") else "  " + ln)

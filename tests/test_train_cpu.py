@@ -221,6 +221,8 @@ def test_dry_run_stops_before_model(plugins_registered, tiny_model, tmp_path):
     [
         ({"num_generations": 3}, "not a multiple of num_generations=3"),
         ({"max_prompt_length": 5, "overlong_prompts": "error"}, "longer than max_prompt_length"),
+        # 3 rows, but 4 steps per generation round x 2 prompts each = 8 distinct prompts per round: TRL would train 0 steps
+        ({"limit": 3, "steps_per_generation": 4}, "3 training row\\(s\\) left .* 8 distinct prompts"),
     ],
 )
 def test_preflight_refuses_impossible_settings(plugins_registered, tiny_model, tmp_path, flags, match):
