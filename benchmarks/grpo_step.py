@@ -270,7 +270,7 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
     print("| model | setting | path | s/step (mean wall) | TRL median step_time | generate / sync / old logps / train s | "
           "completion tok/s | reward share | peak GiB allocated | vLLM fraction | GPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 0.9 + 0.32 * max(len(r["results"]) for r in runs)), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs), figsize=(7.5 * len(runs), 1.2 + 0.35 * max(len(r["results"]) for r in runs)), squeeze=False)
     for ax, run in zip(axes[0], runs):
         ok = [r for r in run["results"] if not r.get("failed")]
         for r in ok:
@@ -279,7 +279,7 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
             mean = f"{r['mean_step_s']:.3f}" if r.get("mean_step_s") else "-"
             print(f"| {run['shape']} | {run['setting']} | {label(r['path'], r.get('settings') or {})} | {mean} | {r['median_step_s']:.3f} | {split} | "
                   f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {r['peak_allocated_gib']:.1f} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
-        names = [label(r["path"], r.get("settings") or {}) for r in ok]
+        names = [label(r["path"], r.get("settings") or {}).replace("steps_per_generation", "spg") for r in ok]
         ax.barh(names, [_step_s(r) for r in ok], color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in ok])
         for i, r in enumerate(ok):
             ax.text(_step_s(r), i, f" {_step_s(r):.2f}", va="center", fontsize=8)

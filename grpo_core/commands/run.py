@@ -35,7 +35,7 @@ _FLAG_KEYS = {
 
 
 @cli.command()
-@click.option("--preset", help="Start from a preset: tiny-cpu (the default without --model), seed-qwen2.5-3b, seed-llama3.2-3b.")
+@click.option("--preset", help="Start from a preset: tiny-cpu (the default without --model), seed-qwen2.5-3b, seed-llama3.2-3b, fast-qwen2.5-3b.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings (grpo-core settings and any GRPOConfig field).")
 @click.option("--model", help="Hub id or local folder. Default: the bundled tiny reasoner.")
 @click.option("--dataset", help="Training data, NAME[:SPLIT], e.g. gsm8k:train.")
