@@ -329,7 +329,7 @@ def test_progress_callback_warns_on_dead_signal_clipping_and_degeneracy():
     from grpo_core.train.callbacks import ProgressCallback
 
     class State:
-        global_step, max_steps = 0, 10
+        global_step, max_steps, is_world_process_zero = 0, 10, True
 
     out = io.StringIO()
     cb = ProgressCallback(["xml"], stream=out, zero_variance_patience=3)

@@ -39,8 +39,8 @@ class ProgressCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "reward" not in logs:
-            return
+        if "reward" not in logs or not state.is_world_process_zero:
+            return  # one progress line per step, from the main process
         rec = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         self.history.append(rec)
         parts = [f"step {state.global_step}/{state.max_steps}", f"reward {_fmt(logs['reward'])}", f"± {_fmt(logs.get('reward_std', 0.0))}"]

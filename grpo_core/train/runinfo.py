@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -53,13 +54,16 @@ def reward_records(engine) -> list[dict[str, Any]]:
     ]
 
 
+def is_main_process() -> bool:
+    """True in a single process, and in the rank-0 process under `accelerate launch` / `torchrun`."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class RunInfo:
     """run.json. Under ``accelerate launch`` only the main process (RANK 0) writes files."""
 
     def __init__(self, output_dir: Path) -> None:
-        import os
-
-        self.enabled = int(os.environ.get("RANK", "0")) == 0
+        self.enabled = is_main_process()
         self.path = Path(output_dir) / "run.json"
         self.data: dict[str, Any] = {
             "status": "starting",

@@ -14,7 +14,7 @@ from ..datasets import content_hash, parse_dataset_spec
 from ..engine import RewardEngine
 from ..errors import ConfigError, PreflightError
 from .backends import choose_backend, import_unsloth_first, load_policy
-from .runinfo import RunInfo, reward_records
+from .runinfo import RunInfo, is_main_process, reward_records
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
 
@@ -54,6 +54,9 @@ def last_checkpoint(output_dir: str) -> str | None:
 
 def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Callable[[str], None] = print) -> dict:
     t_start = time.monotonic()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if not is_main_process():
+        echo = _silent  # every rank runs this function; one of them talks
     cfg.validate(check_grpo_fields=False)
     backend, why = choose_backend(cfg)
     echo(f"backend: {backend} ({why})")
@@ -91,7 +94,10 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     apply_template(tokenizer, cfg.chat_template)
     grpo_kwargs = {**default_grpo_kwargs(cfg), **cfg.grpo}
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        # LoRA touches every adapted layer in every forward pass: DDP's search for unused parameters
+        # is a wasted traversal of the graph each step (and a warning on every rank)
+        grpo_kwargs.setdefault("ddp_find_unused_parameters", False)
     echo("pre-flight:")
     dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo)
     engine.reset_stats()  # the smoke test's calls are not training metrics
@@ -107,6 +113,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         config=cfg.to_dict(),
         grpo_config=grpo_kwargs,
         rewards=reward_records(engine),
+        world_size=world,
         dataset={
             "spec": cfg.dataset,
             "adapter": adapter.name if hasattr(adapter, "name") else ds_name,
@@ -199,8 +206,9 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
 
     # 7. save, always — an interrupted run keeps what it learned
     adapter_dir = out_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    policy.tokenizer.save_pretrained(str(adapter_dir))
+    trainer.save_model(str(adapter_dir))  # every rank: sharded setups gather here; only the main process writes
+    if info.enabled:
+        policy.tokenizer.save_pretrained(str(adapter_dir))
     info.update(
         status=status,
         global_step=trainer.state.global_step,
@@ -228,6 +236,10 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     if status == "aborted":
         print("grpo-core: aborted; the adapter so far was saved. Resume from the last checkpoint with --resume.", file=sys.stderr)
     return info.data
+
+
+def _silent(_line: str) -> None:
+    pass
 
 
 def _quiet_libraries() -> None:
