@@ -171,14 +171,18 @@ def worker(a) -> dict:
             "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
             "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
             "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim, "profile": a.profile,
-            "max_prompt_length": None,  # the raw paths keep every prompt; so must this one (same tokens per step)
         }
         if a.worker == "grpo_core_trl":
             flags.update(backend="trl", use_vllm=True, vllm_mode="colocate")
-        cfg = build_config(preset="seed-qwen2.5-3b", flags=flags, sets=[f"{k}={json.dumps(v)}" for k, v in settings.items()])
+        # the raw paths keep every prompt; so must grpo-core's (the preset drops prompts over 256 tokens)
+        sets = ["max_prompt_length=null"] + [f"{k}={json.dumps(v)}" for k, v in settings.items()]
+        cfg = build_config(preset="seed-qwen2.5-3b", flags=flags, sets=sets)
         info = run(cfg, echo=lambda s: print(s, file=sys.stderr))
+        if info["dataset"]["rows"] != 64:
+            raise SystemExit(f"grpo_core trained on {info['dataset']['rows']} prompts, the raw paths on 64: not comparable")
         history = json.loads((Path(out) / "log_history.json").read_text())
         backend = info["backend"]
+        prompt_rows = info["dataset"]["rows"]
         phases = [{k[5:]: v for k, v in h.items() if k.startswith("time/")} for h in history if "time/step_s" in h]
     else:
         ds = _dataset(64)
@@ -214,6 +218,7 @@ def worker(a) -> dict:
         history = trainer.state.log_history
         backend = a.worker
         phases = clock.steps
+        prompt_rows = len(ds)
     steps = [h for h in history if "step_time" in h]
     times = [h["step_time"] for h in steps][1:]  # steps 2..N
     # whole generation rounds after the first (the first also holds compilation and warm-up)
@@ -236,6 +241,7 @@ def worker(a) -> dict:
         "path": a.worker,
         "settings": settings,
         "backend": backend,
+        "prompt_rows": prompt_rows,
         "mean_step_s": mean_step,
         "measured_steps": len(window),
         "phases_s": mean_phases,

@@ -80,12 +80,17 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def merged(self, updates: dict[str, Any], where: str) -> "RunConfig":
-        """A copy with ``updates`` applied; unknown keys are checked against GRPOConfig."""
+    def merged(self, updates: dict[str, Any], where: str, *, none_means_unset: bool = False) -> "RunConfig":
+        """A copy with ``updates`` applied; unknown keys are checked against GRPOConfig.
+
+        A ``None`` value sets the setting to ``None`` (YAML ``null``, ``--set key=null``: e.g. no
+        ``max_prompt_length``), except with ``none_means_unset`` (named CLI flags, where ``None``
+        means "flag not given") where it leaves the setting alone.
+        """
         data = self.to_dict()
         grpo = dict(data.pop("grpo"))
         for key, value in updates.items():
-            if value is None:
+            if value is None and none_means_unset:
                 continue
             if key == "lora":
                 if not isinstance(value, dict):
@@ -186,7 +191,7 @@ def build_config(preset: str | None = None, config_file: str | None = None, flag
         data.pop("preset", None)
         cfg = cfg.merged(data, f"config file {config_file!r}")
     if flags:
-        cfg = cfg.merged(flags, "command line")
+        cfg = cfg.merged(flags, "command line", none_means_unset=True)
     if sets:
         cfg = cfg.merged(parse_set_pairs(sets), "--set")
     return cfg
