@@ -13,6 +13,7 @@ the format reward reaches >= 90% of its maximum (1.5) over the last 10% of steps
 
     python benchmarks/demo_learning.py                    # seeds 0,1,2, the preset's 100 steps
     python benchmarks/demo_learning.py --seeds 0 --max-steps 20 --eval-limit 200
+    python benchmarks/demo_learning.py --set steps_per_generation=4 --json benchmarks/results/demo_learning-spg4.json
 
 Writes benchmarks/results/demo_learning.json and prints a markdown table.
 """
@@ -58,7 +59,7 @@ def window_means(history: list[dict], frac: float = 0.1) -> dict:
     }
 
 
-def run_seed(seed: int, out_root: Path, max_steps: int | None, eval_limit: int | None, threads: int | None) -> dict:
+def run_seed(seed: int, out_root: Path, max_steps: int | None, eval_limit: int | None, threads: int | None, sets: list[str] | None = None) -> dict:
     from grpo_core.config import build_config
     from grpo_core.train.runner import run
 
@@ -69,7 +70,7 @@ def run_seed(seed: int, out_root: Path, max_steps: int | None, eval_limit: int |
         flags["threads"] = threads
     if max_steps is not None:
         flags["max_steps"] = max_steps
-    cfg = build_config(preset="tiny-cpu", flags=flags)
+    cfg = build_config(preset="tiny-cpu", flags=flags, sets=sets)
     t0 = time.monotonic()
     info = run(cfg, echo=lambda s: print(f"  [seed {seed}] {s}", flush=True))
     wall = time.monotonic() - t0
@@ -136,6 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--output-dir", default=None, help="where the runs go (default: a temporary folder)")
     ap.add_argument("--json", default=str(HERE / "results" / "demo_learning.json"))
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="FIELD=VALUE", help="a setting on top of the preset, as in `grpo-core run --set`")
     args = ap.parse_args(argv)
 
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -148,7 +150,7 @@ def main(argv=None) -> int:
     runs = []
     for seed in seeds:
         print(f"seed {seed}: running the tiny-cpu preset", flush=True)
-        runs.append(run_seed(seed, out_root, args.max_steps, args.eval_limit, args.threads))
+        runs.append(run_seed(seed, out_root, args.max_steps, args.eval_limit, args.threads, args.sets))
         r = runs[-1]
         print(f"seed {seed}: {r['before']:.1%} -> {r['after']:.1%} ({100 * r['delta']:+.1f} pts) in {r['wall_s']:.0f}s", flush=True)
     summary = summarize(runs)
@@ -161,6 +163,7 @@ def main(argv=None) -> int:
         "preset": "tiny-cpu",
         "max_steps_override": args.max_steps,
         "eval_limit_override": args.eval_limit,
+        "sets": args.sets,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
         "runs": runs,
         "summary": summary,

@@ -53,6 +53,8 @@ class RunConfig:
     fast_inference: bool = field(default=True, metadata={"help": "unsloth: generate with vLLM inside the process."})
     use_vllm: bool | None = field(default=None, metadata={"help": "trl: generate with vLLM (None: when installed and on GPU)."})
     vllm_mode: str = field(default="colocate", metadata={"help": "trl: vLLM colocate or server mode."})
+    trim_padding: bool = field(default=True, metadata={"help": "trl backend: cut each forward pass to its own longest prompt instead of the generation round's (same log-probs, fewer tokens)."})
+    group_steps: bool = field(default=True, metadata={"help": "trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps."})
     fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
     gpu_memory_utilization: float = field(default=0.5, metadata={"help": "Fraction of GPU memory vLLM may reserve."})
     max_seq_length: int = field(default=1024, metadata={"help": "unsloth: maximum prompt+completion length."})

@@ -350,3 +350,37 @@ def test_only_the_main_process_writes_run_json(plugins_registered, tiny_model, t
     monkeypatch.setenv("RANK", "1")
     info = run(build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path)}), dry_run=True, echo=lambda s: None)
     assert info["status"] == "dry-run" and not (tmp_path / "run.json").exists()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_registered, tiny_model, tmp_path, monkeypatch, on):
+    import grpo_core.train.batching as batching
+    from grpo_core.train import run
+
+    calls = {"group": [], "trim": 0}
+    real_group, real_trim = batching.grouped_shuffle, batching.trimmed_logps
+
+    def group(size, fallback):
+        shuffle = real_group(size, fallback)
+
+        def counted(seq_dict):
+            calls["group"].append(size)
+            return shuffle(seq_dict)
+
+        return counted
+
+    def trim(*a, **k):
+        calls["trim"] += 1
+        return real_trim(*a, **k)
+
+    monkeypatch.setattr(batching, "grouped_shuffle", group)
+    monkeypatch.setattr(batching, "trimmed_logps", trim)
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 2, "trim_padding": on, "group_steps": on}
+    info = run(build_config(flags=flags, sets=["steps_per_generation=2"]), echo=lambda s: None)
+    assert info["status"] == "finished" and info["global_step"] == 2
+    if on:
+        # one generation round (4 prompts x 4 completions) for two steps, cut into whole groups of 4;
+        # trimmed passes: the round's old log-probs, then one training pass per step
+        assert calls["group"] == [4] and calls["trim"] == 3
+    else:
+        assert calls == {"group": [], "trim": 0}

@@ -178,6 +178,9 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     )
     trainer._grpo_core_rewards = rewards
     trainer._grpo_core_clock = clock
+    if backend == "trl":
+        trainer._grpo_core_trim_padding = cfg.trim_padding
+        trainer._grpo_core_group_steps = cfg.group_steps
     if backend == "trl" and getattr(trainer, "use_vllm", False):
         from .vllm_sync import install_fast_sync
 

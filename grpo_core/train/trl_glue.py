@@ -63,11 +63,42 @@ class EngineRewardFuncs:
 
 
 def make_trainer_class(base):
-    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase times."""
+    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
+    times and, when switched on (trl backend), trims padding and keeps prompt groups whole per step
+    (:mod:`grpo_core.train.batching`)."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
         _grpo_core_clock = None  # a grpo_core.train.phases.PhaseClock
+        _grpo_core_trim_padding = False
+        _grpo_core_group_steps = False
+
+        def _get_per_token_logps_and_entropies(self, model, *args, batch_size=None, compute_aux_loss=False, **kwargs):
+            parent = super()._get_per_token_logps_and_entropies
+            extra = any(v is not None for k, v in kwargs.items() if k != "compute_entropy")  # images and the like
+            if not self._grpo_core_trim_padding or compute_aux_loss or len(args) != 3 or extra:
+                return parent(model, *args, batch_size=batch_size, compute_aux_loss=compute_aux_loss, **kwargs)
+            from .batching import trimmed_logps
+
+            input_ids, attention_mask, logits_to_keep = args
+            return trimmed_logps(lambda ids, mask, keep, **kw: parent(model, ids, mask, keep, **kw),
+                                 input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
+
+        def _prepare_inputs(self, generation_batch):
+            if not (self._grpo_core_group_steps and self.model.training):
+                return super()._prepare_inputs(generation_batch)
+            import trl.trainer.grpo_trainer as grpo_module
+
+            from .batching import grouped_shuffle
+
+            original = getattr(grpo_module, "shuffle_sequence_dict", None)
+            if original is None:  # a TRL that cuts rounds differently: leave it as it is
+                return super()._prepare_inputs(generation_batch)
+            grpo_module.shuffle_sequence_dict = grouped_shuffle(self.num_generations, original)
+            try:
+                return super()._prepare_inputs(generation_batch)
+            finally:
+                grpo_module.shuffle_sequence_dict = original
 
         def log(self, logs, *args, **kwargs):
             if "loss" in logs:
