@@ -166,7 +166,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
     stop = GracefulStop()
     clock = PhaseClock(sync_cuda=cfg.profile).install()
-    Trainer = make_trainer_class(policy.trainer_base)
+    Trainer = make_trainer_class(policy.trainer_base, batching=backend == "trl")
     trainer = Trainer(
         model=model,
         reward_funcs=rewards.funcs(),

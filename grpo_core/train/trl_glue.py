@@ -62,43 +62,15 @@ class EngineRewardFuncs:
         return m
 
 
-def make_trainer_class(base):
+def make_trainer_class(base, batching: bool = False):
     """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
-    times and, when switched on (trl backend), trims padding and keeps prompt groups whole per step
-    (:mod:`grpo_core.train.batching`)."""
+    times. With ``batching`` (the trl backend; Unsloth's trainer is left exactly as Unsloth makes it)
+    it can also trim padding and keep prompt groups whole per step (:mod:`grpo_core.train.batching`),
+    as its ``_grpo_core_trim_padding`` / ``_grpo_core_group_steps`` switches say."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
         _grpo_core_clock = None  # a grpo_core.train.phases.PhaseClock
-        _grpo_core_trim_padding = False
-        _grpo_core_group_steps = False
-
-        def _get_per_token_logps_and_entropies(self, model, *args, batch_size=None, compute_aux_loss=False, **kwargs):
-            parent = super()._get_per_token_logps_and_entropies
-            extra = any(v is not None for k, v in kwargs.items() if k != "compute_entropy")  # images and the like
-            if not self._grpo_core_trim_padding or compute_aux_loss or len(args) != 3 or extra:
-                return parent(model, *args, batch_size=batch_size, compute_aux_loss=compute_aux_loss, **kwargs)
-            from .batching import trimmed_logps
-
-            input_ids, attention_mask, logits_to_keep = args
-            return trimmed_logps(lambda ids, mask, keep, **kw: parent(model, ids, mask, keep, **kw),
-                                 input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
-
-        def _prepare_inputs(self, generation_batch):
-            if not (self._grpo_core_group_steps and self.model.training):
-                return super()._prepare_inputs(generation_batch)
-            import trl.trainer.grpo_trainer as grpo_module
-
-            from .batching import grouped_shuffle
-
-            original = getattr(grpo_module, "shuffle_sequence_dict", None)
-            if original is None:  # a TRL that cuts rounds differently: leave it as it is
-                return super()._prepare_inputs(generation_batch)
-            grpo_module.shuffle_sequence_dict = grouped_shuffle(self.num_generations, original)
-            try:
-                return super()._prepare_inputs(generation_batch)
-            finally:
-                grpo_module.shuffle_sequence_dict = original
 
         def log(self, logs, *args, **kwargs):
             if "loss" in logs:
@@ -108,6 +80,42 @@ def make_trainer_class(base):
                     logs.update(self._grpo_core_clock.pop_metrics())
             return super().log(logs, *args, **kwargs)
 
-    GrpoCoreTrainer.__name__ = f"GrpoCore{base.__name__}"
-    return GrpoCoreTrainer
+    cls = GrpoCoreTrainer
+    if batching:
 
+        class GrpoCoreTrainer(cls):  # noqa: F811  (the same name in logs and reprs)
+            _grpo_core_trim_padding = False
+            _grpo_core_group_steps = False
+
+            def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
+                parent = super()._get_per_token_logps_and_entropies
+                text_only = all(v is None for k, v in kwargs.items() if k not in ("compute_entropy", "batch_size", "compute_aux_loss"))
+                if not self._grpo_core_trim_padding or kwargs.get("compute_aux_loss") or len(args) != 3 or not text_only:
+                    return parent(model, *args, **kwargs)
+                from .batching import trimmed_logps
+
+                input_ids, attention_mask, logits_to_keep = args
+                batch_size = kwargs.pop("batch_size", None)
+                kwargs.pop("compute_aux_loss", None)
+                return trimmed_logps(lambda ids, mask, keep, **kw: parent(model, ids, mask, keep, **kw),
+                                     input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
+
+            def _prepare_inputs(self, *args, **kwargs):
+                if not (self._grpo_core_group_steps and self.model.training):
+                    return super()._prepare_inputs(*args, **kwargs)
+                import trl.trainer.grpo_trainer as grpo_module
+
+                from .batching import grouped_shuffle
+
+                original = getattr(grpo_module, "shuffle_sequence_dict", None)
+                if original is None:  # a TRL that cuts rounds differently: leave it as it is
+                    return super()._prepare_inputs(*args, **kwargs)
+                grpo_module.shuffle_sequence_dict = grouped_shuffle(self.num_generations, original)
+                try:
+                    return super()._prepare_inputs(*args, **kwargs)
+                finally:
+                    grpo_module.shuffle_sequence_dict = original
+
+        cls = GrpoCoreTrainer
+    cls.__name__ = f"GrpoCore{base.__name__}"
+    return cls
