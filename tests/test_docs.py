@@ -75,6 +75,19 @@ def test_cli_reference_is_current():
     assert res.returncode == 0, res.stderr
 
 
+def test_config_reference_lists_every_setting_and_preset():
+    import dataclasses
+
+    from grpo_core.config import RunConfig
+    from grpo_core.presets import PRESETS
+
+    text = (DOCS / "config.md").read_text()
+    for f in dataclasses.fields(RunConfig):
+        assert f"| `{f.name}` |" in text, f"docs/config.md lacks {f.name}; run: python scripts/gen_cli_docs.py"
+    for name in PRESETS:
+        assert f"### `{name}`" in text
+
+
 def test_cli_reference_covers_every_command():
     from grpo_core.cli import _attach_commands, cli
 
