@@ -353,7 +353,7 @@ def test_only_the_main_process_writes_run_json(plugins_registered, tiny_model, t
 
 
 @pytest.mark.parametrize("on", [True, False])
-def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_registered, tiny_model, tmp_path, monkeypatch, on):
+def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_registered, tiny_model, tmp_path, monkeypatch, capsys, on):
     import grpo_core.train.batching as batching
     from grpo_core.train import run
 
@@ -378,6 +378,8 @@ def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_re
     flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 2, "trim_padding": on, "group_steps": on}
     info = run(build_config(flags=flags, sets=["steps_per_generation=2"]), echo=lambda s: None)
     assert info["status"] == "finished" and info["global_step"] == 2
+    out = capsys.readouterr().out
+    assert "step 1/2 | reward" in out and "step 2/2 | on the last generation round | " in out  # every step has a line
     if on:
         # one generation round (4 prompts x 4 completions) for two steps, cut into whole groups of 4;
         # trimmed passes: the round's old log-probs, then one training pass per step

@@ -39,8 +39,14 @@ class ProgressCallback(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if "reward" not in logs or not state.is_world_process_zero:
+        if not state.is_world_process_zero:
             return  # one progress line per step, from the main process
+        if "reward" not in logs:
+            if "loss" in logs:  # a step that trains on a round generated earlier (steps_per_generation > 1)
+                parts = [f"step {state.global_step}/{state.max_steps}", "on the last generation round", self._timing(logs)]
+                parts.append(f"{time.monotonic() - self._t0:.0f}s")
+                print(" | ".join(p for p in parts if p), file=self.stream, flush=True)
+            return
         rec = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         self.history.append(rec)
         parts = [f"step {state.global_step}/{state.max_steps}", f"reward {_fmt(logs['reward'])}", f"± {_fmt(logs.get('reward_std', 0.0))}"]
@@ -54,12 +60,9 @@ class ProgressCallback(TrainerCallback):
         errs = sum(logs.get(f"rewards/{n}/errors", 0) + logs.get(f"rewards/{n}/timeouts", 0) for n in self.names)
         if errs:
             parts.append(f"reward errors {int(errs)}")
-        step_s = logs.get("time/step_s")
-        if step_s is not None:
-            gen = logs.get("time/generate_s", 0.0)
-            parts.append(f"{step_s:.2f}s/step (gen {gen:.2f}, train {logs.get('time/train_s', 0.0):.2f})")
+        parts.append(self._timing(logs))
         parts.append(f"{time.monotonic() - self._t0:.0f}s")
-        print(" | ".join(parts), file=self.stream, flush=True)
+        print(" | ".join(p for p in parts if p), file=self.stream, flush=True)
         # health checks
         if logs.get("frac_reward_zero_std", 0.0) >= 1.0:
             self._zero_streak += 1
@@ -80,6 +83,15 @@ class ProgressCallback(TrainerCallback):
                 f"{deg:.0%} of completions look degenerate (repetition or non-text). If this starts suddenly, "
                 "try the other generation backend (vLLM <-> HF) or lower the learning rate."
             )
+
+
+    @staticmethod
+    def _timing(logs: dict) -> str:
+        """'0.62s/step (gen 0.18, train 0.34)' when the step's phase times were logged, else ''."""
+        step_s = logs.get("time/step_s")
+        if step_s is None:
+            return ""
+        return f"{step_s:.2f}s/step (gen {logs.get('time/generate_s', 0.0):.2f}, train {logs.get('time/train_s', 0.0):.2f})"
 
 
 class GracefulStop(TrainerCallback):

@@ -54,11 +54,19 @@ def test_unsloth_backend_with_fast_inference(model_05b, tmp_path):
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
 
 
-def test_trl_backend_with_vllm_colocate(model_05b, tmp_path):
-    info, out = _run_cli(["--model", model_05b, "--backend", "trl", "--set", "use_vllm=true", "--set", "vllm_mode=colocate", *COMMON], tmp_path)
+@pytest.mark.parametrize("spg", [1, 2])
+def test_trl_backend_with_vllm_colocate(model_05b, tmp_path, spg):
+    """spg 2: one vLLM round feeds two steps (grouped steps, per-chunk padding, old log-probs)."""
+    info, out = _run_cli(["--model", model_05b, "--backend", "trl", "--set", "use_vllm=true", "--set", "vllm_mode=colocate",
+                          *COMMON, "--set", f"steps_per_generation={spg}"], tmp_path)
     assert info["backend"] == "trl" and info["status"] == "finished" and info["global_step"] == 3
     assert info["grpo_config"]["use_vllm"] is True and info["grpo_config"]["vllm_mode"] == "colocate"
+    assert "vLLM weight sync: grpo-core's" in out
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    steps = [h for h in json.loads((tmp_path / "log_history.json").read_text()) if "time/step_s" in h]
+    assert len(steps) == 3 and all(h["time/step_s"] > 0 for h in steps)
+    generated = [h for h in steps if h["time/generate_s"] > 0]
+    assert len(generated) == (3 if spg == 1 else 2)  # steps 1 and 3 generate when a round feeds two steps
 
 
 def test_auto_picks_unsloth_on_gpu():
