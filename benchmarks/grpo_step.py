@@ -3,7 +3,7 @@
 Each path runs in its own process (so one path's CUDA state, vLLM engine or
 Unsloth patches never touch another), all paths in one invocation:
 
-    python benchmarks/grpo_step.py --shape qwen2.5-0.5b --paths grpo_core,trl_hf,trl_vllm,unsloth_vllm
+    python benchmarks/grpo_step.py --shape qwen2.5-0.5b --paths grpo_core,grpo_core_trl,trl_hf,trl_vllm,unsloth_vllm
 
 * ``grpo_core``    grpo-core's default GPU path, through its own API (backend auto)
                    with every reference reward (xml, soft/strict format, int, correctness);
@@ -300,7 +300,7 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="qwen2.5-0.5b")
-    ap.add_argument("--paths", default="grpo_core,trl_hf,trl_vllm,unsloth_vllm", help="name or name[key=value;...], comma-separated")
+    ap.add_argument("--paths", default="grpo_core,grpo_core_trl,trl_hf,trl_vllm,unsloth_vllm", help="name or name[key=value;...], comma-separated")
     ap.add_argument("--steps", type=int, default=6, help="steps per path (at least 3 generation rounds with steps_per_generation)")
     ap.add_argument("--prompts", type=int, default=1, help="prompts per step (8 generations each)")
     ap.add_argument("--max-tokens", type=int, default=200)
