@@ -343,6 +343,22 @@ def test_progress_callback_warns_on_dead_signal_clipping_and_degeneracy():
     assert text.count("zero reward variance") == 1 and text.count("hit max_completion_length") == 1
 
 
+def test_progress_callback_warns_when_vllm_samples_from_other_weights():
+    import io
+
+    from grpo_core.train.callbacks import ProgressCallback
+
+    class State:
+        global_step, max_steps, is_world_process_zero = 1, 10, True
+
+    out = io.StringIO()
+    cb = ProgressCallback(["xml"], stream=out)
+    cb.on_log(None, State, None, logs={"reward": 1.0, "sampling/sampling_logp_difference/mean": 0.03})  # bf16 noise
+    assert cb.warnings == []
+    cb.on_log(None, State, None, logs={"reward": 1.0, "sampling/sampling_logp_difference/mean": 1.7})
+    assert len(cb.warnings) == 1 and "1.70 nats per token" in out.getvalue() and "fast_vllm_sync" in out.getvalue()
+
+
 def test_only_the_main_process_writes_run_json(plugins_registered, tiny_model, tmp_path, monkeypatch):
     """Under `accelerate launch` every rank runs the same code; files come from rank 0 only."""
     from grpo_core.train import run

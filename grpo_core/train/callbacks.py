@@ -83,7 +83,17 @@ class ProgressCallback(TrainerCallback):
                 f"{deg:.0%} of completions look degenerate (repetition or non-text). If this starts suddenly, "
                 "try the other generation backend (vLLM <-> HF) or lower the learning rate."
             )
+        drift = logs.get("sampling/sampling_logp_difference/mean")
+        if drift is not None and drift > self.MAX_SAMPLER_DRIFT:
+            self._warn(
+                "sampler_drift",
+                f"vLLM's log-probs of its own samples differ from the trainer's by {drift:.2f} nats per token on average "
+                f"(bf16 noise is a few hundredths): vLLM is probably generating with other weights than the ones being trained. "
+                "Check the weight sync (`fast_vllm_sync`, or --set fast_vllm_sync=false for TRL's), or generate with HF (--set use_vllm=false)."
+            )
 
+    #: mean |log p_vLLM - log p_trainer| per completion token above which the sampler is not the policy
+    MAX_SAMPLER_DRIFT = 0.5
 
     @staticmethod
     def _timing(logs: dict) -> str:
