@@ -265,6 +265,10 @@ def _step_s(r: dict) -> float:
     return r.get("mean_step_s") or r["median_step_s"]
 
 
+def _gib(value) -> str:
+    return "-" if value is None else f"{value:.1f}"  # CPU runs have no GPU memory
+
+
 def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png") -> None:
     """A markdown table and a bar chart of step times from result files."""
     import matplotlib
@@ -284,7 +288,7 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
             split = " / ".join(f"{ph[k]:.3f}" for k in ("generate_s", "sync_s", "old_logps_s", "train_s")) if ph else "-"
             mean = f"{r['mean_step_s']:.3f}" if r.get("mean_step_s") else "-"
             print(f"| {run['shape']} | {run['setting']} | {label(r['path'], r.get('settings') or {})} | {mean} | {r['median_step_s']:.3f} | {split} | "
-                  f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {r['peak_allocated_gib']:.1f} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
+                  f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {_gib(r['peak_allocated_gib'])} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
         names = [label(r["path"], r.get("settings") or {}).replace("steps_per_generation", "spg") for r in ok]
         ax.barh(names, [_step_s(r) for r in ok], color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in ok])
         for i, r in enumerate(ok):
