@@ -166,7 +166,8 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
     stop = GracefulStop()
     clock = PhaseClock(sync_cuda=cfg.profile).install()
-    Trainer = make_trainer_class(policy.trainer_base, batching=backend == "trl")
+    on_trl = backend == "trl"
+    Trainer = make_trainer_class(policy.trainer_base, trim_padding=on_trl and cfg.trim_padding, group_steps=on_trl and cfg.group_steps)
     trainer = Trainer(
         model=model,
         reward_funcs=rewards.funcs(),
@@ -178,10 +179,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     )
     trainer._grpo_core_rewards = rewards
     trainer._grpo_core_clock = clock
-    if backend == "trl":
-        trainer._grpo_core_trim_padding = cfg.trim_padding
-        trainer._grpo_core_group_steps = cfg.group_steps
-    if backend == "trl" and getattr(trainer, "use_vllm", False):
+    if on_trl and getattr(trainer, "use_vllm", False):
         from .vllm_sync import install_fast_sync
 
         why_not = install_fast_sync(trainer) if cfg.fast_vllm_sync else "fast_vllm_sync is off"

@@ -62,11 +62,11 @@ class EngineRewardFuncs:
         return m
 
 
-def make_trainer_class(base, batching: bool = False):
+def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False):
     """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
-    times. With ``batching`` (the trl backend; Unsloth's trainer is left exactly as Unsloth makes it)
-    it can also trim padding and keep prompt groups whole per step (:mod:`grpo_core.train.batching`),
-    as its ``_grpo_core_trim_padding`` / ``_grpo_core_group_steps`` switches say."""
+    times. With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
+    exactly as Unsloth makes it) it also cuts each forward pass to its own longest prompt, or keeps
+    prompt groups whole per step (:mod:`grpo_core.train.batching`)."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
@@ -81,16 +81,13 @@ def make_trainer_class(base, batching: bool = False):
             return super().log(logs, *args, **kwargs)
 
     cls = GrpoCoreTrainer
-    if batching:
+    if trim_padding or group_steps:
 
         class GrpoCoreTrainer(cls):  # noqa: F811  (the same name in logs and reprs)
-            _grpo_core_trim_padding = False
-            _grpo_core_group_steps = False
-
             def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
                 parent = super()._get_per_token_logps_and_entropies
                 text_only = all(v is None for k, v in kwargs.items() if k not in ("compute_entropy", "batch_size", "compute_aux_loss"))
-                if not self._grpo_core_trim_padding or kwargs.get("compute_aux_loss") or len(args) != 3 or not text_only:
+                if not trim_padding or kwargs.get("compute_aux_loss") or len(args) != 3 or not text_only:
                     return parent(model, *args, **kwargs)
                 from .batching import trimmed_logps
 
@@ -101,7 +98,7 @@ def make_trainer_class(base, batching: bool = False):
                                      input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
 
             def _prepare_inputs(self, *args, **kwargs):
-                if not (self._grpo_core_group_steps and self.model.training):
+                if not (group_steps and self.model.training):
                     return super()._prepare_inputs(*args, **kwargs)
                 import trl.trainer.grpo_trainer as grpo_module
 
