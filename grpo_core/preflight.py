@@ -142,7 +142,7 @@ def batch_arithmetic(grpo_kwargs: dict, world_size: int, report: PreflightReport
     return facts
 
 
-def check_enough_rows(rows: int, batch: dict, report: PreflightReport) -> None:
+def check_enough_rows(rows: int, batch: dict) -> None:
     """TRL's sampler takes whole rounds of distinct prompts; with fewer rows it yields none and trains 0 steps."""
     need = batch["prompts_per_generation_round"]
     if rows < need:
@@ -183,7 +183,7 @@ def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int 
     check_template(dataset, tokenizer, report)
     dataset = check_lengths(dataset, tokenizer, cfg.max_prompt_length, cfg.overlong_prompts, report)
     batch = batch_arithmetic(grpo_kwargs, world_size, report)
-    check_enough_rows(len(dataset), batch, report)
+    check_enough_rows(len(dataset), batch)
     reward_smoke_test(dataset, engine, report)
     for ln in report.lines:
         echo("  " + ln if not ln.startswith("warning") else "  " + ln)
