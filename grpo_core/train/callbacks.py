@@ -43,9 +43,7 @@ class ProgressCallback(TrainerCallback):
             return  # one progress line per step, from the main process
         if "reward" not in logs:
             if "loss" in logs:  # a step that trains on a round generated earlier (steps_per_generation > 1)
-                parts = [f"step {state.global_step}/{state.max_steps}", "on the last generation round", self._timing(logs)]
-                parts.append(f"{time.monotonic() - self._t0:.0f}s")
-                print(" | ".join(p for p in parts if p), file=self.stream, flush=True)
+                self._print_line([f"step {state.global_step}/{state.max_steps}", "on the last generation round"], logs)
             return
         rec = {"step": state.global_step, **{k: v for k, v in logs.items() if isinstance(v, (int, float))}}
         self.history.append(rec)
@@ -60,9 +58,7 @@ class ProgressCallback(TrainerCallback):
         errs = sum(logs.get(f"rewards/{n}/errors", 0) + logs.get(f"rewards/{n}/timeouts", 0) for n in self.names)
         if errs:
             parts.append(f"reward errors {int(errs)}")
-        parts.append(self._timing(logs))
-        parts.append(f"{time.monotonic() - self._t0:.0f}s")
-        print(" | ".join(p for p in parts if p), file=self.stream, flush=True)
+        self._print_line(parts, logs)
         # health checks
         if logs.get("frac_reward_zero_std", 0.0) >= 1.0:
             self._zero_streak += 1
@@ -95,13 +91,13 @@ class ProgressCallback(TrainerCallback):
     #: mean |log p_vLLM - log p_trainer| per completion token above which the sampler is not the policy
     MAX_SAMPLER_DRIFT = 0.5
 
-    @staticmethod
-    def _timing(logs: dict) -> str:
-        """'0.62s/step (gen 0.18, train 0.34)' when the step's phase times were logged, else ''."""
+    def _print_line(self, parts: list[str], logs: dict) -> None:
+        """Print ``parts`` + the step's time split ('0.62s/step (gen 0.18, train 0.34)', when logged) + time so far."""
         step_s = logs.get("time/step_s")
-        if step_s is None:
-            return ""
-        return f"{step_s:.2f}s/step (gen {logs.get('time/generate_s', 0.0):.2f}, train {logs.get('time/train_s', 0.0):.2f})"
+        if step_s is not None:
+            parts = parts + [f"{step_s:.2f}s/step (gen {logs.get('time/generate_s', 0.0):.2f}, train {logs.get('time/train_s', 0.0):.2f})"]
+        parts = parts + [f"{time.monotonic() - self._t0:.0f}s"]
+        print(" | ".join(parts), file=self.stream, flush=True)
 
 
 class GracefulStop(TrainerCallback):
