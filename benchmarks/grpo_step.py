@@ -115,24 +115,6 @@ def xmlcount_reward_func(completions, **kw):
 RAW_REWARDS = [xmlcount_reward_func, soft_format_reward_func, strict_format_reward_func, int_reward_func, correctness_reward_func]
 
 
-def _timed(funcs, box):
-    """Wrap raw reward functions to measure the reward stage of raw paths."""
-    import functools
-
-    def wrap(f):
-        @functools.wraps(f)
-        def g(*a, **k):
-            t0 = time.perf_counter()
-            try:
-                return f(*a, **k)
-            finally:
-                box.append(time.perf_counter() - t0)
-
-        return g
-
-    return [wrap(f) for f in funcs]
-
-
 def _dataset(n):
     from grpo_core import get_dataset
 
@@ -160,7 +142,6 @@ def worker(a) -> dict:
 
     settings = json.loads(a.settings)
     out = f"/tmp/bench-{a.worker}"
-    reward_times: list[float] = []
     t_setup = time.perf_counter()
     spg = int(settings.get("steps_per_generation") or 1)
     if a.worker.startswith("grpo_core"):
@@ -186,7 +167,6 @@ def worker(a) -> dict:
         phases = [{k[5:]: v for k, v in h.items() if k.startswith("time/")} for h in history if "time/step_s" in h]
     else:
         ds = _dataset(64)
-        funcs = _timed(RAW_REWARDS, reward_times)
         clock = PhaseClock(sync_cuda=a.profile).install()
         if a.worker == "unsloth_vllm":
             from unsloth import FastLanguageModel
@@ -200,7 +180,7 @@ def worker(a) -> dict:
             model = FastLanguageModel.get_peft_model(
                 model, r=64, target_modules=SEVEN, lora_alpha=64, use_gradient_checkpointing="unsloth", random_state=3407
             )
-            trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, use_vllm=True, **settings),
+            trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=RAW_REWARDS, args=_grpo_args(a, out, use_vllm=True, **settings),
                                   train_dataset=ds, callbacks=[clock])
         else:
             from peft import LoraConfig
@@ -211,7 +191,7 @@ def worker(a) -> dict:
             model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16)
             extra = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": a.fraction} if a.worker == "trl_vllm" else {}
             trainer = GRPOTrainer(
-                model=model, processing_class=tok, reward_funcs=funcs, args=_grpo_args(a, out, **extra, **settings), train_dataset=ds,
+                model=model, processing_class=tok, reward_funcs=RAW_REWARDS, args=_grpo_args(a, out, **extra, **settings), train_dataset=ds,
                 peft_config=LoraConfig(r=64, lora_alpha=64, target_modules=SEVEN, task_type="CAUSAL_LM"), callbacks=[clock],
             )
         trainer.train()
@@ -227,14 +207,7 @@ def worker(a) -> dict:
     mean_phases = {k: statistics.fmean(r[k] for r in window) for k in window[0]}
     lengths = [h["completions/mean_length"] for h in steps if "completions/mean_length" in h]  # steps that generated
     comp_tokens = statistics.median(lengths[1:] or lengths) * 8 * a.prompts
-    reward_s = mean_phases["rewards_s"]  # TRL's _calculate_rewards, averaged over whole rounds
-    if reward_s == 0.0:  # a trainer that does not profile its reward stage: time the calls themselves
-        if a.worker.startswith("grpo_core"):
-            per_round = [h["engine/reward_ms"] / 1000 for h in history if h.get("engine/reward_ms")]
-        else:
-            n = len(RAW_REWARDS)
-            per_round = [sum(reward_times[i : i + n]) for i in range(0, len(reward_times), n)]
-        reward_s = statistics.median(per_round[1:] or per_round) / spg
+    reward_s = mean_phases["rewards_s"]  # the trainer's _calculate_rewards (TRL's and Unsloth's both time it), per step
     free, total = torch.cuda.mem_get_info() if cuda_available() else (0, 0)
     mean_step = mean_phases["step_s"]
     return {
