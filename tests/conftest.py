@@ -142,3 +142,12 @@ def env_with(target: Path | None = None, **env: str) -> dict:
         out["PYTHONPATH"] = os.pathsep.join([str(target)] + [p for p in sys.path if p])
     out.update(env)
     return out
+
+
+@pytest.fixture(scope="session")
+def cuda_gpu():
+    """torch, after checking a CUDA GPU is visible: a `gpu` test on a machine without one fails, it does not skip."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.fail("the gpu tests need a CUDA GPU; run them on the GPU machine (`pytest -m gpu`)")
+    return torch

@@ -16,10 +16,7 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.fail("the gpu tests need a CUDA GPU; run them on the GPU machine (`pytest -m gpu`)")
+def small_run(tmp_path_factory, cuda_gpu):
     pytest.importorskip("vllm")
     from tiny_adapters import make_adapter_run
 

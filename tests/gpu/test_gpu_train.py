@@ -19,10 +19,7 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
-def model_05b(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.fail("the gpu tests need a CUDA GPU; run them on the GPU machine (`pytest -m gpu`)")
+def model_05b(tmp_path_factory, cuda_gpu):
     from grpo_core.modelgen import build_random_model
 
     return str(build_random_model(tmp_path_factory.mktemp("m") / "qwen05", "qwen2.5-0.5b"))

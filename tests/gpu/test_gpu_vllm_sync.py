@@ -18,10 +18,7 @@ import pytest
 pytestmark = pytest.mark.gpu
 
 
-def test_fast_sync_writes_the_merged_weights_into_vllm():
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.fail("the gpu tests need a CUDA GPU; run them on the GPU machine (`pytest -m gpu`)")
+def test_fast_sync_writes_the_merged_weights_into_vllm(cuda_gpu):
     proc = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=400,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     print(proc.stdout[-3000:])
