@@ -52,9 +52,11 @@ def _thousands(a: str) -> str:
 
 
 def gsm8k_inputs(limit: int | None):
-    from grpo_rewards_math.datasets import DATA, _read_jsonl, gsm8k_gold
+    from grpo_rewards_math.datasets import DATA, gsm8k_gold
 
-    golds = [gsm8k_gold(r["answer"]) for r in _read_jsonl(DATA / "gsm8k" / "test.jsonl")][:limit]
+    from grpo_core.datasets import read_jsonl
+
+    golds = [gsm8k_gold(r["answer"]) for r in read_jsonl(DATA / "gsm8k" / "test.jsonl")][:limit]
     comps = []
     for i, g in enumerate(golds):
         a = g
@@ -83,9 +85,11 @@ def _restyle_latex(g: str, i: int) -> str:
 
 
 def math_inputs(limit: int | None):
-    from grpo_rewards_math.datasets import DATA, _read_jsonl
+    from grpo_rewards_math.datasets import DATA
 
-    golds = [r["answer"] for r in _read_jsonl(DATA / "math500" / "test.jsonl")][:limit]
+    from grpo_core.datasets import read_jsonl
+
+    golds = [r["answer"] for r in read_jsonl(DATA / "math500" / "test.jsonl")][:limit]
     comps = []
     for i, g in enumerate(golds):
         a = _restyle_latex(g, i)
@@ -102,6 +106,7 @@ def pct(xs, q):
         return 0.0
     k = min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))
     return xs[k]
+
 
 
 def _clear_caches():
