@@ -108,6 +108,10 @@ def pct(xs, q):
     return xs[k]
 
 
+def latency_ms(lat: list[float]) -> dict:
+    """p50, p99 and mean of per-item latencies (seconds), in milliseconds."""
+    return {"p50_ms": 1000 * pct(lat, 50), "p99_ms": 1000 * pct(lat, 99), "mean_ms": 1000 * statistics.fmean(lat)}
+
 
 def _clear_caches():
     """Empty the in-process normalisation caches so every pass starts cold."""
@@ -142,9 +146,7 @@ def bench_ours(verifier_cls, golds, comps, batch=64, **kw):
         "items": len(golds),
         "batch_seconds": total,
         "throughput_per_s": len(golds) / total,
-        "p50_ms": 1000 * pct(lat, 50),
-        "p99_ms": 1000 * pct(lat, 99),
-        "mean_ms": 1000 * statistics.fmean(lat),
+        **latency_ms(lat),
         "statuses": {s: sum(1 for x in verdicts if x.status.value == s) for s in sorted({x.status.value for x in verdicts})},
     }
 
@@ -166,9 +168,7 @@ def bench_math_verify(golds, comps, gold_wrap):
         "items": len(golds),
         "total_seconds": total,
         "throughput_per_s": len(golds) / total,
-        "p50_ms": 1000 * pct(lat, 50),
-        "p99_ms": 1000 * pct(lat, 99),
-        "mean_ms": 1000 * statistics.fmean(lat),
+        **latency_ms(lat),
         "matched": sum(out),
     }
 
