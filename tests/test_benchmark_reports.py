@@ -18,3 +18,19 @@ def test_grpo_step_report_reads_committed_results(tmp_path, capsys):
     assert png.stat().st_size > 1000
     rows = [ln for ln in out.splitlines() if ln.startswith("| qwen2.5")]
     assert any("| grpo_core |" in r for r in rows) and any("| trl_vllm |" in r for r in rows)
+
+
+def test_verifier_benchmark_runs_on_a_small_sample(tmp_path):
+    """The script imports what it needs from the plugin and writes every section (it once broke silently)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "verifiers.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "verifiers.py"), "--limit", "130", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    for part in ("gsm8k", "math500"):
+        assert {"ours", "math_verify", "reward_batch_64", "agreement"} <= set(data[part])
+        assert {"p50_ms", "p99_ms", "mean_ms"} <= set(data[part]["ours"]) and data[part]["ours"]["items"] == 130
