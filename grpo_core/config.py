@@ -55,7 +55,6 @@ class RunConfig:
     vllm_mode: str = field(default="colocate", metadata={"help": "trl: vLLM colocate or server mode."})
     trim_padding: bool = field(default=True, metadata={"help": "trl backend: cut each forward pass to its own longest prompt instead of the generation round's (same log-probs, fewer tokens)."})
     group_steps: bool = field(default=True, metadata={"help": "trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps."})
-    scoring_batch_size: int | None = field(default=None, metadata={"help": "trl backend: rows per forward pass when log-probs are computed without gradients (the old policy's, once per generation round; a reference model's). None: per_device_train_batch_size, as TRL does. More rows: fewer, fuller passes on a GPU, and transient memory of about rows x completion length x vocabulary x 4 bytes."})
     fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
     gpu_memory_utilization: float = field(default=0.5, metadata={"help": "Fraction of GPU memory vLLM may reserve."})
     max_seq_length: int = field(default=1024, metadata={"help": "unsloth: maximum prompt+completion length."})
@@ -125,8 +124,6 @@ class RunConfig:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}.")
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
-        if self.scoring_batch_size is not None and (not isinstance(self.scoring_batch_size, int) or self.scoring_batch_size <= 0):
-            raise ConfigError(f"scoring_batch_size must be a positive number of rows or null (TRL's choice), got {self.scoring_batch_size!r}.")
         if check_grpo_fields and self.grpo:
             valid = grpo_config_fields()
             ours = {"reward_weights"}  # set from --plugins; refusing it avoids two sources of truth

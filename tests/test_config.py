@@ -19,14 +19,3 @@ def test_a_flag_left_out_is_none_and_changes_nothing():
     # named CLI flags arrive as None when not given: they must not wipe the preset
     cfg = build_config(preset="seed-qwen2.5-3b", flags={"max_prompt_length": None, "max_steps": None, "model": "x/y"})
     assert cfg.max_prompt_length == 256 and cfg.grpo["max_steps"] == 250 and cfg.model == "x/y"
-
-
-def test_scoring_batch_size_must_be_a_positive_row_count():
-    import pytest
-
-    from grpo_core.errors import ConfigError
-
-    assert build_config(sets=["scoring_batch_size=32"]).scoring_batch_size == 32
-    for bad in ("0", "-8", "'many'"):
-        with pytest.raises(ConfigError, match="scoring_batch_size must be a positive number of rows"):
-            build_config(sets=[f"scoring_batch_size={bad}"]).validate(check_grpo_fields=False)

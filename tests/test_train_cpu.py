@@ -402,25 +402,3 @@ def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_re
         assert calls["group"] == [4] and calls["trim"] == 3
     else:
         assert calls == {"group": [], "trim": 0}
-
-
-def test_scoring_batch_size_sets_the_rows_of_passes_without_gradients(plugins_registered, tiny_model, tmp_path, monkeypatch):
-    import grpo_core.train.batching as batching
-    from grpo_core.train import run
-
-    seen = []
-    real_trim = batching.trimmed_logps
-
-    def trim(call, input_ids, attention_mask, logits_to_keep, batch_size, **k):
-        import torch
-
-        seen.append((torch.is_grad_enabled(), input_ids.size(0), batch_size))
-        return real_trim(call, input_ids, attention_mask, logits_to_keep, batch_size, **k)
-
-    monkeypatch.setattr(batching, "trimmed_logps", trim)
-    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 2, "scoring_batch_size": 16}
-    info = run(build_config(flags=flags, sets=["steps_per_generation=2"]), echo=lambda s: None)
-    assert info["status"] == "finished" and info["global_step"] == 2
-    # the round's old log-probs: 16 rows in one pass (TRL would use per_device_train_batch_size, 8);
-    # the two training passes keep their 8 rows and gradients
-    assert seen == [(False, 16, 16), (True, 8, None), (True, 8, None)]

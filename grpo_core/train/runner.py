@@ -167,8 +167,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     stop = GracefulStop()
     clock = PhaseClock(sync_cuda=cfg.profile).install()
     on_trl = backend == "trl"
-    Trainer = make_trainer_class(policy.trainer_base, trim_padding=on_trl and cfg.trim_padding, group_steps=on_trl and cfg.group_steps,
-                                 scoring_batch_size=cfg.scoring_batch_size if on_trl else None)
+    Trainer = make_trainer_class(policy.trainer_base, trim_padding=on_trl and cfg.trim_padding, group_steps=on_trl and cfg.group_steps)
     trainer = Trainer(
         model=model,
         reward_funcs=rewards.funcs(),

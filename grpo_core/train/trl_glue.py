@@ -62,12 +62,11 @@ class EngineRewardFuncs:
         return m
 
 
-def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False, scoring_batch_size: int | None = None):
+def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False):
     """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
-    times. With ``trim_padding``, ``group_steps`` or ``scoring_batch_size`` (trl backend only;
-    Unsloth's trainer is left exactly as Unsloth makes it) it also cuts each forward pass to its own
-    longest prompt, keeps prompt groups whole per step (:mod:`grpo_core.train.batching`), or scores
-    that many rows per forward pass when no gradient is needed."""
+    times. With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
+    exactly as Unsloth makes it) it also cuts each forward pass to its own longest prompt, or keeps
+    prompt groups whole per step (:mod:`grpo_core.train.batching`)."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
@@ -82,13 +81,11 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
             return super().log(logs, *args, **kwargs)
 
     cls = GrpoCoreTrainer
-    if trim_padding or group_steps or scoring_batch_size:
+    if trim_padding or group_steps:
 
         class GrpoCoreTrainer(cls):  # noqa: F811  (the same name in logs and reprs)
             def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
                 parent = super()._get_per_token_logps_and_entropies
-                if scoring_batch_size and kwargs.get("batch_size") and not _grad_enabled():
-                    kwargs["batch_size"] = scoring_batch_size
                 text_only = all(v is None for k, v in kwargs.items() if k not in ("compute_entropy", "batch_size", "compute_aux_loss"))
                 if not trim_padding or kwargs.get("compute_aux_loss") or len(args) != 3 or not text_only:
                     return parent(model, *args, **kwargs)
@@ -119,9 +116,3 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
         cls = GrpoCoreTrainer
     cls.__name__ = f"GrpoCore{base.__name__}"
     return cls
-
-
-def _grad_enabled() -> bool:
-    import torch
-
-    return torch.is_grad_enabled()
