@@ -278,7 +278,7 @@ def test_presets_carry_the_reference_settings():
     assert ll["grpo"]["max_completion_length"] == 1536 and ll["plugins"] == "exact_format,graded_correctness"
     # the speed preset changes how the run is executed, not what each step trains on
     f = get_preset("fast-qwen2.5-3b")
-    assert f["backend"] == "trl" and f["use_vllm"] and f["fast_vllm_sync"] and f["grpo"]["steps_per_generation"] == 4
+    assert f["backend"] == "trl" and f["use_vllm"] and f["fast_vllm_sync"] and f["grpo"]["steps_per_generation"] == 8
     same = {k: v for k, v in f["grpo"].items() if k != "steps_per_generation"}
     assert same == g and f["plugins"] == q["plugins"] and f["lora"] == q["lora"] and f["model"] == q["model"]
 
@@ -291,8 +291,8 @@ def test_speed_preset_passes_preflight_with_its_batch_arithmetic(plugins_registe
     lines: list[str] = []
     info = run(cfg, dry_run=True, echo=lines.append)
     assert info["status"] == "dry-run"
-    assert "4 prompt(s) x 8 generations = 32 completions per generation round" in "\n".join(lines)
-    assert "4 optimizer step(s) per round" in "\n".join(lines)
+    assert "8 prompt(s) x 8 generations = 64 completions per generation round" in "\n".join(lines)
+    assert "8 optimizer step(s) per round" in "\n".join(lines)
 
 
 @pytest.mark.parametrize("policy", ["drop", "truncate"])
