@@ -66,6 +66,14 @@ def parse_paths(spec: str) -> list[tuple[str, dict]]:
     return out
 
 
+def rotations(paths: list, repeat: int):
+    """(pass, path, settings) for ``repeat`` passes over ``paths``, pass k starting at path k."""
+    for rep in range(max(1, repeat)):
+        k = rep % len(paths)
+        for path, settings in paths[k:] + paths[:k]:
+            yield rep, path, settings
+
+
 def label(path: str, settings: dict) -> str:
     return path + ("[" + ";".join(f"{k}={v}" for k, v in settings.items()) + "]" if settings else "")
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -233,6 +241,12 @@ def worker(a) -> dict:
     }
 
 
+def row_name(r: dict) -> str:
+    """A result's path label, with its pass number when the invocation ran several (``--repeat``)."""
+    name = label(r["path"], r.get("settings") or {})
+    return name + (f" #{r['repeat'] + 1}" if r.get("repeat") else "")
+
+
 def _step_s(r: dict) -> float:
     """The headline: mean wall time per step when recorded, TRL's median step_time for older results."""
     return r.get("mean_step_s") or r["median_step_s"]
@@ -260,9 +274,9 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
             ph = r.get("phases_s")
             split = " / ".join(f"{ph[k]:.3f}" for k in ("generate_s", "sync_s", "old_logps_s", "train_s")) if ph else "-"
             mean = f"{r['mean_step_s']:.3f}" if r.get("mean_step_s") else "-"
-            print(f"| {run['shape']} | {run['setting']} | {label(r['path'], r.get('settings') or {})} | {mean} | {r['median_step_s']:.3f} | {split} | "
+            print(f"| {run['shape']} | {run['setting']} | {row_name(r)} | {mean} | {r['median_step_s']:.3f} | {split} | "
                   f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {_gib(r['peak_allocated_gib'])} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
-        names = [label(r["path"], r.get("settings") or {}).replace("steps_per_generation", "spg") for r in ok]
+        names = [row_name(r).replace("steps_per_generation", "spg") for r in ok]
         ax.barh(names, [_step_s(r) for r in ok], color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in ok])
         for i, r in enumerate(ok):
             ax.text(_step_s(r), i, f" {_step_s(r):.2f}", va="center", fontsize=8)
@@ -284,6 +298,8 @@ def main() -> None:
     ap.add_argument("--four-bit", action="store_true")
     ap.add_argument("--profile", action="store_true", help="synchronise the GPU at phase edges for exact phase times")
     ap.add_argument("--optim", default="adamw_8bit", help="optimizer (adamw_torch to try the script on a CPU)")
+    ap.add_argument("--repeat", type=int, default=1, help="run the path list this many times, each pass starting one path later, "
+                    "so drift during an invocation shows up as a spread instead of favouring the paths run late")
     ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
     ap.add_argument("--model-dir", default="/tmp/bench-models")
     ap.add_argument("--out", default=None)
@@ -308,8 +324,8 @@ def main() -> None:
     out = Path(a.out or HERE / "results" / f"grpo_step-{a.shape}-{setting}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     results = []
-    for path, settings in paths:
-        name = label(path, settings)
+    for rep, path, settings in rotations(paths, a.repeat):
+        name = label(path, settings) + (f" #{rep + 1}" if a.repeat > 1 else "")
         spg = int(settings.get("steps_per_generation") or 1)
         steps = max(a.steps, 3 * spg)
         fractions = [float(f) for f in a.fractions.split(",")] if path in VLLM_PATHS else [0.0]
@@ -323,6 +339,7 @@ def main() -> None:
             if line:
                 r = json.loads(line[7:])
                 r["wall_s"] = round(time.time() - t0, 1)
+                r["repeat"] = rep
                 results.append(r)
                 ph = r["phases_s"]
                 print(f"{name:40s} frac {frac:<5} {r['mean_step_s']:.3f} s/step (TRL median {r['median_step_s']:.3f})  "
@@ -332,7 +349,7 @@ def main() -> None:
                 break
             tail = (proc.stderr or "")[-1500:]
             print(f"{name:40s} frac {frac:<5} FAILED (exit {proc.returncode}); last stderr:\n{tail}", flush=True)
-            results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "stderr_tail": tail})
+            results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "stderr_tail": tail, "repeat": rep})
         # written after every path: a call cut short keeps what it measured
         out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "profiled": a.profile, "results": results}, indent=2))
     print(f"wrote {out}")
