@@ -17,7 +17,6 @@ Every row has ``question`` (turned into a chat ``prompt`` by the core),
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -51,10 +50,45 @@ def _read_local(path: str | os.PathLike, split: str) -> Iterable[dict]:
     return list(load_dataset(kind, data_files=str(p), split="train"))
 
 
-def _hub(repo: str, split: str, config: str | None = None) -> Iterable[dict]:
-    from datasets import load_dataset
+#: the loading options every adapter here takes (besides the core's own), with what each does
+SOURCE_OPTIONS = {"path": "a local file or folder", "hub": "True to load from the Hugging Face hub"}
 
-    return list(load_dataset(repo, config, split=split) if config else load_dataset(repo, split=split))
+
+def pick_source(
+    dataset: str,
+    options: dict[str, Any],
+    *,
+    stem: str,
+    bundled: Path,
+    bundled_source: str,
+    hub_repo: str,
+    hub_split: str,
+    hub_source: str,
+    hub_config: str | None = None,
+) -> tuple[Iterable[dict], str]:
+    """The raw rows of one part of ``dataset`` and the ``source`` label to give them.
+
+    ``options`` are what the adapter's ``rows`` got besides the split: any name
+    not in :data:`SOURCE_OPTIONS` is a :class:`ConfigError` that lists the valid
+    ones. Then ``path=`` (a file, or a folder holding ``{stem}.jsonl`` or
+    ``{stem}.parquet``) wins over ``hub=True`` (``hub_repo``/``hub_config`` at
+    ``hub_split``, through ``datasets``, imported only here); with neither, the
+    ``bundled`` JSON Lines file. Everything that differs between datasets comes
+    in as the keyword arguments.
+    """
+    unknown = sorted(set(options) - set(SOURCE_OPTIONS))
+    if unknown:
+        valid = "; ".join(f"{k}= ({v})" for k, v in SOURCE_OPTIONS.items())
+        raise ConfigError(f"{dataset}: unknown options {unknown}; the valid options are {valid}.")
+    path = options.get("path")
+    if path:
+        return _read_local(path, stem), f"{path}:{stem}"
+    if options.get("hub"):
+        from datasets import load_dataset
+
+        args = (hub_repo, hub_config) if hub_config else (hub_repo,)
+        return list(load_dataset(*args, split=hub_split)), hub_source
+    return read_jsonl(bundled), bundled_source
 
 
 def gsm8k_gold(answer_text: str) -> str:
@@ -77,16 +111,13 @@ class Gsm8kAdapter(DatasetAdapter):
     splits = ("train", "test")
     default_eval_split = "test"
 
-    def rows(self, split: str, *, path: str | None = None, hub: bool = False, **options: Any) -> Iterable[dict]:
-        if options:
-            raise ConfigError(f"gsm8k: unknown options {sorted(options)}; use path= or hub=True.")
-        if path:
-            raw, source = _read_local(path, split), f"{path}:{split}"
-        elif hub:
-            raw, source = _hub("openai/gsm8k", split, "main"), f"openai/gsm8k/{split}"
-        else:
-            f = DATA / "gsm8k" / (f"{split}.jsonl.gz" if split == "train" else f"{split}.jsonl")
-            raw, source = read_jsonl(f), f"gsm8k/{split}"
+    def rows(self, split: str, **options: Any) -> Iterable[dict]:
+        raw, source = pick_source(
+            self.name, options, stem=split,
+            bundled=DATA / "gsm8k" / (f"{split}.jsonl.gz" if split == "train" else f"{split}.jsonl"),
+            bundled_source=f"gsm8k/{split}",
+            hub_repo="openai/gsm8k", hub_config="main", hub_split=split, hub_source=f"openai/gsm8k/{split}",
+        )
         for i, r in enumerate(raw):
             yield {
                 "question": r["question"],
@@ -104,17 +135,14 @@ class AimeAdapter(DatasetAdapter):
     splits = ("all", "2024", "2025")
     default_eval_split = "all"
 
-    def rows(self, split: str, *, path: str | None = None, hub: bool = False, **options: Any) -> Iterable[dict]:
-        if options:
-            raise ConfigError(f"aime: unknown options {sorted(options)}; use path= or hub=True.")
+    def rows(self, split: str, **options: Any) -> Iterable[dict]:
         years = ("2024", "2025") if split == "all" else (split,)
         for year in years:
-            if path:
-                raw, source = _read_local(path, f"aime_{year}"), f"{path}:aime_{year}"
-            elif hub:
-                raw, source = _hub(f"MathArena/aime_{year}", "train"), f"MathArena/aime_{year}"
-            else:
-                raw, source = read_jsonl(DATA / "aime" / f"aime_{year}.jsonl"), f"aime/{year}"
+            raw, source = pick_source(
+                self.name, options, stem=f"aime_{year}",
+                bundled=DATA / "aime" / f"aime_{year}.jsonl", bundled_source=f"aime/{year}",
+                hub_repo=f"MathArena/aime_{year}", hub_split="train", hub_source=f"MathArena/aime_{year}",
+            )
             for i, r in enumerate(raw):
                 rid = r.get("id") or f"{year}-{r.get('problem_idx', i + 1)}"
                 yield {"question": r["problem"], "answer": str(r["answer"]).strip(), "id": f"aime-{rid}", "source": source}
@@ -127,15 +155,12 @@ class Math500Adapter(DatasetAdapter):
     splits = ("test",)
     default_eval_split = "test"
 
-    def rows(self, split: str, *, path: str | None = None, hub: bool = False, **options: Any) -> Iterable[dict]:
-        if options:
-            raise ConfigError(f"math500: unknown options {sorted(options)}; use path= or hub=True.")
-        if path:
-            raw, source = _read_local(path, split), f"{path}:{split}"
-        elif hub:
-            raw, source = _hub("HuggingFaceH4/MATH-500", split), f"HuggingFaceH4/MATH-500/{split}"
-        else:
-            raw, source = read_jsonl(DATA / "math500" / "test.jsonl"), "math500/test"
+    def rows(self, split: str, **options: Any) -> Iterable[dict]:
+        raw, source = pick_source(
+            self.name, options, stem=split,
+            bundled=DATA / "math500" / "test.jsonl", bundled_source="math500/test",
+            hub_repo="HuggingFaceH4/MATH-500", hub_split=split, hub_source=f"HuggingFaceH4/MATH-500/{split}",
+        )
         for i, r in enumerate(raw):
             yield {
                 "question": r["problem"],

@@ -75,3 +75,52 @@ def test_licences_are_bundled():
     for d in ("gsm8k", "aime", "math500"):
         assert "MIT" in (DATA / d / "LICENSE").read_text() or "Permission is hereby granted" in (DATA / d / "LICENSE").read_text()
     assert (DATA / "README.md").exists()
+
+
+@pytest.mark.parametrize("name,split", [("gsm8k", "test"), ("aime", "2024"), ("math500", "test")])
+def test_unknown_option_error_names_it_and_lists_the_valid_ones(name, split, tmp_path):
+    with pytest.raises(ConfigError) as e:
+        grpo_core.get_dataset(name).load(split, path=str(tmp_path), hubb=True, verbose=False)
+    msg = str(e.value)
+    assert msg.startswith(f"{name}: unknown options ['hubb']")
+    assert "path=" in msg and "hub=" in msg
+
+
+def _write_jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_pick_source_path_wins_over_hub_and_bundled_is_the_default(tmp_path):
+    from grpo_rewards_math.datasets import pick_source
+
+    _write_jsonl(tmp_path / "part.jsonl", [{"q": "a"}, {"q": "b"}])
+    bundled = tmp_path / "bundled.jsonl"
+    _write_jsonl(bundled, [{"q": "bundled"}])
+    spec = dict(stem="part", bundled=bundled, bundled_source="x/part", hub_repo="no/such-repo", hub_split="train",
+                hub_source="no/such-repo")
+    # path= is read even with hub=True, so no network is touched
+    raw, source = pick_source("x", {"path": str(tmp_path), "hub": True}, **spec)
+    assert list(raw) == [{"q": "a"}, {"q": "b"}] and source == f"{tmp_path}:part"
+    raw, source = pick_source("x", {"path": None, "hub": False}, **spec)
+    assert list(raw) == [{"q": "bundled"}] and source == "x/part"
+    with pytest.raises(ConfigError, match=r"x: unknown options \['extra', 'zzz'\].*path=.*hub="):
+        pick_source("x", {"zzz": 1, "extra": 2, "path": str(tmp_path)}, **spec)
+
+
+def test_aime_local_folder_reads_one_file_per_year(tmp_path):
+    _write_jsonl(tmp_path / "aime_2024.jsonl", [{"problem": "p1", "answer": 7, "problem_idx": 3}, {"problem": "p2", "answer": "012"}])
+    ds = grpo_core.get_dataset("aime").load("2024", path=str(tmp_path), verbose=False)
+    assert ds["id"] == ["aime-2024-3", "aime-2024-2"] and ds["answer"] == ["7", "012"]
+    assert set(ds["source"]) == {f"{tmp_path}:aime_2024"}
+    with pytest.raises(ConfigError, match="aime_2025"):  # "all" wants both years' files
+        grpo_core.get_dataset("aime").load("all", path=str(tmp_path), verbose=False)
+
+
+def test_math500_local_file_path(tmp_path):
+    f = tmp_path / "mine.jsonl"
+    _write_jsonl(f, [{"problem": "What is 1/2+1/2?", "answer": "1", "subject": "Algebra", "level": 2}])
+    ds = grpo_core.get_dataset("math500").load("test", path=str(f), verbose=False)
+    assert ds["answer"] == ["1"] and ds["id"] == ["math500-0"] and ds["level"] == [2]
+    assert ds[0]["source"] == f"{f}:test" and ds[0]["prompt"][1]["content"].startswith("What is 1/2+1/2?")
+    with pytest.raises(ConfigError, match="does not exist"):
+        grpo_core.get_dataset("math500").load("test", path=str(tmp_path / "missing.jsonl"), verbose=False)
