@@ -247,6 +247,22 @@ def row_name(r: dict) -> str:
     return name + (f" #{r['repeat'] + 1}" if r.get("repeat") else "")
 
 
+#: shorter setting names for the chart's axis
+CHART_KEYS = {"steps_per_generation": "spg", "fast_vllm_sync": "sync", "trim_padding": "trim", "group_steps": "groups", "scoring_batch_size": "rows"}
+
+
+def chart_name(r: dict) -> str:
+    """A short axis label: known settings abbreviated, a reward list shown as its size."""
+    parts = []
+    for k, v in (r.get("settings") or {}).items():
+        if k == "plugins":
+            parts.append(f"{len(str(v).split(','))} rewards")
+        else:
+            parts.append(f"{CHART_KEYS.get(k, k)}={'off' if v is False else v}")
+    name = r["path"] + (f"[{', '.join(parts)}]" if parts else "")
+    return name + (f" #{r['repeat'] + 1}" if r.get("repeat") else "")
+
+
 def _step_s(r: dict) -> float:
     """The headline: mean wall time per step when recorded, TRL's median step_time for older results."""
     return r.get("mean_step_s") or r["median_step_s"]
@@ -268,7 +284,7 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
           "completion tok/s | reward share | peak GiB allocated | vLLM fraction | GPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     fig, axes = plt.subplots(1, len(runs), figsize=(7.5 * len(runs), 1.2 + 0.35 * max(len(r["results"]) for r in runs)), squeeze=False)
-    for ax, run in zip(axes[0], runs):
+    for ax, run, f in zip(axes[0], runs, files):
         ok = [r for r in run["results"] if not r.get("failed")]
         for r in ok:
             ph = r.get("phases_s")
@@ -276,12 +292,12 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
             mean = f"{r['mean_step_s']:.3f}" if r.get("mean_step_s") else "-"
             print(f"| {run['shape']} | {run['setting']} | {row_name(r)} | {mean} | {r['median_step_s']:.3f} | {split} | "
                   f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {_gib(r['peak_allocated_gib'])} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
-        names = [row_name(r).replace("steps_per_generation", "spg") for r in ok]
+        names = [chart_name(r) for r in ok]
         ax.barh(names, [_step_s(r) for r in ok], color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in ok])
         for i, r in enumerate(ok):
             ax.text(_step_s(r), i, f" {_step_s(r):.2f}", va="center", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(f"{run['shape']}, {run['setting']}", fontsize=9)
+        ax.set_title(f"{run['shape']}, {run['setting']} ({Path(f).stem.removeprefix('grpo_step-')}: one invocation)", fontsize=9)
         ax.set_xlabel("s/step (lower is better)")
     fig.tight_layout()
     fig.savefig(png, dpi=90)

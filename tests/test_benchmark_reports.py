@@ -35,6 +35,8 @@ def test_grpo_step_repeats_rotate_the_path_order():
     assert [p for _, p, _ in mod.rotations(paths, 1)] == ["a", "b", "c"]
     assert mod.row_name({"path": "b", "settings": {"x": 1}, "repeat": 1}) == "b[x=1] #2"
     assert mod.row_name({"path": "b", "settings": {"x": 1}, "repeat": 0}) == "b[x=1]"
+    r = {"path": "grpo_core_trl", "settings": {"steps_per_generation": 4, "trim_padding": False, "plugins": "xml,int,correctness"}}
+    assert mod.chart_name(r) == "grpo_core_trl[spg=4, trim=off, 3 rewards]"
 
 
 def test_verifier_benchmark_runs_on_a_small_sample(tmp_path):
