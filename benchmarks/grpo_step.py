@@ -12,7 +12,9 @@ Unsloth patches never touch another), all paths in one invocation:
 * ``trl_vllm``     raw TRL + PEFT, vLLM colocate;
 * ``unsloth_vllm`` raw Unsloth + vLLM fast_inference, written as the reference notebook does it.
 
-Reference settings: random-weight model with the real Qwen2.5 shapes (grpo_core.modelgen),
+Reference settings: random-weight model with the real Qwen2.5 shapes (grpo_core.modelgen) and,
+by default, a BPE tokenizer trained on GSM8K text so prompts are as long in tokens as under
+Qwen2.5's own (``--tokenizer bytes``: one token per byte, as sessions 1-3 measured),
 LoRA r=64 on the seven projections, 8 generations, 200 completion tokens, adamw_8bit,
 1 prompt per step (``--prompts 8 --max-tokens 512`` for the throughput setting).
 A path may carry settings for that path alone, ``name[key=value;key=value]``: GRPOConfig
@@ -120,6 +122,8 @@ def xmlcount_reward_func(completions, **kw):
     return out
 
 
+PROMPTS = 64  # GSM8K training prompts every path trains on
+
 RAW_REWARDS = [xmlcount_reward_func, soft_format_reward_func, strict_format_reward_func, int_reward_func, correctness_reward_func]
 
 
@@ -127,6 +131,32 @@ def _dataset(n):
     from grpo_core import get_dataset
 
     return get_dataset("gsm8k").load("train", limit=n, verbose=False)
+
+
+def model_dir_name(shape: str, tokenizer: str) -> str:
+    return shape if tokenizer == "bytes" else f"{shape}-{tokenizer}"
+
+
+def tokenizer_corpus(kind: str):
+    """The text the benchmark model's BPE is trained on (None: one token per byte)."""
+    if kind == "bytes":
+        return None
+    from grpo_core import get_dataset
+
+    rows = get_dataset("gsm8k").load("train", verbose=False)
+    return ["\n".join(m["content"] for m in r["prompt"]) + "\n" + (r.get("solution") or "") for r in rows]
+
+
+def measure_prompts(model: str) -> dict:
+    """Token counts of the benchmark's prompts, as every path renders them (chat template, generation prompt)."""
+    import statistics
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model)
+    lengths = [len(tok(tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
+               for r in _dataset(PROMPTS)]
+    return {"min": min(lengths), "mean": round(statistics.mean(lengths), 1), "max": max(lengths)}
 
 
 def _grpo_args(a, out, **extra):
@@ -157,7 +187,7 @@ def worker(a) -> dict:
         from grpo_core.train import run
 
         flags = {
-            "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": 64,
+            "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": PROMPTS,
             "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
             "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim, "profile": a.profile,
         }
@@ -167,14 +197,14 @@ def worker(a) -> dict:
         sets = ["max_prompt_length=null"] + [f"{k}={json.dumps(v)}" for k, v in settings.items()]
         cfg = build_config(preset="seed-qwen2.5-3b", flags=flags, sets=sets)
         info = run(cfg, echo=lambda s: print(s, file=sys.stderr))
-        if info["dataset"]["rows"] != 64:
-            raise SystemExit(f"grpo_core trained on {info['dataset']['rows']} prompts, the raw paths on 64: not comparable")
+        if info["dataset"]["rows"] != PROMPTS:
+            raise SystemExit(f"grpo_core trained on {info['dataset']['rows']} prompts, the raw paths on {PROMPTS}: not comparable")
         history = json.loads((Path(out) / "log_history.json").read_text())
         backend = info["backend"]
         prompt_rows = info["dataset"]["rows"]
         phases = [{k[5:]: v for k, v in h.items() if k.startswith("time/")} for h in history if "time/step_s" in h]
     else:
-        ds = _dataset(64)
+        ds = _dataset(PROMPTS)
         clock = PhaseClock(sync_cuda=a.profile).install()
         if a.worker == "unsloth_vllm":
             from unsloth import FastLanguageModel
@@ -297,7 +327,9 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
         for i, r in enumerate(ok):
             ax.text(_step_s(r), i, f" {_step_s(r):.2f}", va="center", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(f"{run['shape']}, {run['setting']} ({Path(f).stem.removeprefix('grpo_step-')}: one invocation)", fontsize=9)
+        tokens = run.get("prompt_tokens")
+        prompts = f", prompts ~{tokens['mean']:.0f} tokens ({run['tokenizer']})" if tokens else ""
+        ax.set_title(f"{Path(f).stem.removeprefix('grpo_step-')}: one invocation{prompts}", fontsize=9)
         ax.set_xlabel("s/step (lower is better)")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
@@ -317,6 +349,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="run the path list this many times, each pass starting one path later, "
                     "so drift during an invocation shows up as a spread instead of favouring the paths run late")
     ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
+    ap.add_argument("--tokenizer", choices=("gsm8k-bpe", "bytes"), default="gsm8k-bpe",
+                    help="the random model's tokenizer: a BPE trained on GSM8K's training text, digits one by one (prompts about as long "
+                         "as under Qwen2.5's own tokenizer; the default since session 3), or one token per byte (sessions 1-3: prompts 3-4x longer)")
     ap.add_argument("--model-dir", default="/tmp/bench-models")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", nargs="+", metavar="JSON", help="only draw the chart and print the table of earlier results")
@@ -335,7 +370,9 @@ def main() -> None:
     paths = parse_paths(a.paths)
     from grpo_core.modelgen import build_random_model
 
-    model = str(build_random_model(Path(a.model_dir) / a.shape, a.shape))
+    model = str(build_random_model(Path(a.model_dir) / model_dir_name(a.shape, a.tokenizer), a.shape, corpus=tokenizer_corpus(a.tokenizer)))
+    prompt_tokens = measure_prompts(model)
+    print(f"model {model}: tokenizer {a.tokenizer}, prompt tokens min {prompt_tokens['min']} mean {prompt_tokens['mean']} max {prompt_tokens['max']}", flush=True)
     setting = f"{a.prompts}x8x{a.max_tokens}" + ("-4bit" if a.four_bit else "")
     out = Path(a.out or HERE / "results" / f"grpo_step-{a.shape}-{setting}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -367,7 +404,8 @@ def main() -> None:
             print(f"{name:40s} frac {frac:<5} FAILED (exit {proc.returncode}); last stderr:\n{tail}", flush=True)
             results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "stderr_tail": tail, "repeat": rep})
         # written after every path: a call cut short keeps what it measured
-        out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "profiled": a.profile, "results": results}, indent=2))
+        out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "profiled": a.profile, "tokenizer": a.tokenizer,
+                                   "prompt_tokens": prompt_tokens, "results": results}, indent=2))
     print(f"wrote {out}")
 
 
