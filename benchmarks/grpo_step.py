@@ -226,7 +226,7 @@ def worker(a) -> dict:
             from trl import GRPOTrainer
 
             tok = AutoTokenizer.from_pretrained(a.model)
-            model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16)
+            model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.bfloat16 if cuda_available() else torch.float32)  # as grpo-core loads it
             extra = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": a.fraction} if a.worker == "trl_vllm" else {}
             trainer = GRPOTrainer(
                 model=model, processing_class=tok, reward_funcs=RAW_REWARDS, args=_grpo_args(a, out, **extra, **settings), train_dataset=ds,
