@@ -57,7 +57,7 @@ class RunConfig:
     group_steps: bool = field(default=True, metadata={"help": "trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps."})
     fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
     gpu_memory_utilization: float = field(default=0.5, metadata={"help": "Fraction of GPU memory vLLM may reserve."})
-    max_seq_length: int = field(default=1024, metadata={"help": "unsloth: maximum prompt+completion length."})
+    max_seq_length: int = field(default=1024, metadata={"help": "Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k)."})
     chat_template: str | None = field(default=None, metadata={"help": "Chat template by name (chatml, llama-3.1, qwen2.5) or a .jinja file."})
     system_prompt: str | None = field(default=None, metadata={"help": "System prompt (default: the dataset's, the XML format prompt)."})
     max_prompt_length: int | None = field(default=None, metadata={"help": "Longest prompt in tokens; longer ones follow overlong_prompts."})

@@ -176,7 +176,54 @@ def reward_smoke_test(dataset, engine, report: PreflightReport, n: int = 4) -> d
     return summary
 
 
-def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int = 1, echo: Callable[[str], None] = print):
+@dataclass
+class VllmSetup:
+    """What pre-flight needs to size a vLLM engine that will share this process's GPU."""
+
+    model_path: str
+    fraction: float
+    total_bytes: int
+    load_in_4bit: bool
+    max_model_len: int  # the engine's longest sequence (prompt + completion)
+    grow_to_fit: bool = False  # raise max_model_len to fit the longest prompt and completion instead of warning
+
+
+def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightReport, max_prompt_length: int | None, world_size: int = 1) -> int:
+    """Size vLLM's engine (:mod:`grpo_core.memory_plan`); returns the model length it should be given."""
+    from . import memory_plan
+
+    longest = report.facts["prompt_tokens"]["max"]
+    if max_prompt_length:
+        longest = min(longest, max_prompt_length)
+    needed_len = longest + int(grpo_kwargs.get("max_completion_length") or 256)
+    max_len = setup.max_model_len
+    if needed_len > max_len and setup.grow_to_fit:
+        max_len = -(-(needed_len + 64) // 128) * 128  # a margin for tokens a trainer adds, in whole blocks
+    elif needed_len > max_len:
+        report.warn(f"the longest prompt ({longest} tokens) plus max_completion_length comes to {needed_len} tokens, more than the "
+                    f"engine's {max_len}; raise --max-seq-length or lower --max-prompt-length.")
+    facts: dict[str, Any] = {"max_model_len": max_len, "fraction": setup.fraction, "gpu_total_gib": round(setup.total_bytes / memory_plan.GIB, 1)}
+    report.facts["vllm_memory"] = facts
+    try:
+        from transformers import AutoConfig
+
+        shapes = memory_plan.Shapes.from_config(AutoConfig.from_pretrained(setup.model_path).to_dict())
+    except Exception as exc:  # noqa: BLE001  (an exotic config: say so, do not block the run)
+        report.say(f"vLLM memory: not sized ({type(exc).__name__}: {exc})")
+        return max_len
+    per_process = report.facts["batch"]["completions_per_generation_round"] // max(1, world_size)
+    need = memory_plan.vllm_need(shapes, sequences=per_process, max_len=max_len, load_in_4bit=setup.load_in_4bit)
+    line, warning = memory_plan.check_fraction(need, setup.fraction, setup.total_bytes)
+    facts.update(weights_gib=round(need.weights / memory_plan.GIB, 2), kv_round_gib=round(need.kv_round / memory_plan.GIB, 2),
+                 smallest_fraction=round(need.floor / setup.total_bytes, 4))
+    report.say(line)
+    if warning:
+        report.warn(warning)
+    return max_len
+
+
+def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int = 1, echo: Callable[[str], None] = print,
+            vllm: VllmSetup | None = None):
     report = PreflightReport()
     check_columns(dataset, engine, report)
     report.say(f"rows: {len(dataset)} (gold answers were verified when the split loaded)")
@@ -184,6 +231,8 @@ def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int 
     dataset = check_lengths(dataset, tokenizer, cfg.max_prompt_length, cfg.overlong_prompts, report)
     batch = batch_arithmetic(grpo_kwargs, world_size, report)
     check_enough_rows(len(dataset), batch)
+    if vllm is not None:
+        check_vllm_memory(vllm, grpo_kwargs, report, cfg.max_prompt_length, world_size)
     reward_smoke_test(dataset, engine, report)
     for ln in report.lines:
         echo("  " + ln if not ln.startswith("warning") else "  " + ln)

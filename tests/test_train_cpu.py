@@ -402,3 +402,44 @@ def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_re
         assert calls["group"] == [4] and calls["trim"] == 3
     else:
         assert calls == {"group": [], "trim": 0}
+
+
+def _fake_gpu(monkeypatch, total_gib: int):
+    """The runner sizes vLLM only with a GPU and a colocated engine; fake both (nothing loads in a dry run)."""
+    import grpo_core.train.runner as runner
+    from grpo_core.memory_plan import GIB
+
+    class Props:
+        total_memory = total_gib * GIB
+
+    monkeypatch.setattr(runner, "colocated_vllm", lambda cfg, backend: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props)
+
+
+def test_preflight_sizes_vllm_and_fits_the_trl_engine_length(plugins_registered, tiny_model, tmp_path, monkeypatch):
+    from grpo_core.train import run
+
+    _fake_gpu(monkeypatch, 24)
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "backend": "trl"}
+    lines: list[str] = []
+    info = run(build_config(flags=flags, sets=["max_seq_length=16"]), dry_run=True, echo=lines.append)
+    facts = info["preflight"]["facts"]["vllm_memory"]
+    longest = info["preflight"]["facts"]["prompt_tokens"]["max"]
+    # 16 tokens cannot hold the longest prompt + 12 completion tokens: the trl engine grows to fit, in 128-token blocks
+    assert facts["max_model_len"] >= longest + 12 + 64 and facts["max_model_len"] % 128 == 0
+    assert info["grpo_config"]["vllm_max_model_length"] == facts["max_model_len"]
+    assert facts["gpu_total_gib"] == 24.0 and facts["weights_gib"] < 0.01
+    assert any(ln.strip().startswith("vLLM memory: 0.5 x 24.0 GiB = 12.0 GiB") for ln in lines)
+    # a length the user set is kept
+    info = run(build_config(flags=flags, sets=["vllm_max_model_length=4096"]), dry_run=True, echo=lambda s: None)
+    assert info["grpo_config"]["vllm_max_model_length"] == 4096
+
+
+def test_an_impossible_vllm_fraction_stops_the_run_before_loading(plugins_registered, tiny_model, tmp_path, monkeypatch):
+    from grpo_core.train import run
+
+    _fake_gpu(monkeypatch, 24)
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "backend": "trl", "gpu_memory_utilization": 1e-9}
+    with pytest.raises(PreflightError, match="vLLM would fail after loading"):
+        run(build_config(flags=flags), dry_run=True, echo=lambda s: None)

@@ -62,6 +62,22 @@ def choose_backend(cfg: RunConfig) -> tuple[str, str]:
     return "unsloth", "CUDA GPU and Unsloth found"
 
 
+def trl_uses_vllm(cfg: RunConfig, cuda: bool) -> bool:
+    """Whether the trl backend generates with vLLM: as set, or (unset) when on a GPU with vLLM installed."""
+    if cfg.use_vllm is not None:
+        return bool(cfg.use_vllm)
+    return cuda and importlib.util.find_spec("vllm") is not None
+
+
+def colocated_vllm(cfg: RunConfig, backend: str) -> bool:
+    """Whether this process will start a vLLM engine on its own GPU (Unsloth fast_inference, trl colocate)."""
+    if not cuda_available():
+        return False
+    if backend == "unsloth":
+        return bool(cfg.fast_inference)
+    return trl_uses_vllm(cfg, True) and cfg.vllm_mode == "colocate"
+
+
 def import_unsloth_first() -> None:
     """Unsloth patches trl/transformers on import, so it must come first."""
     if "trl" in sys.modules and "unsloth" not in sys.modules:
@@ -123,9 +139,7 @@ def load_trl(cfg: RunConfig, model_path: str) -> LoadedPolicy:
         # on a GPU, TRL's default: activations are recomputed in the backward pass (a 3B model at the
         # reference settings would otherwise hold ~16 GiB more; measured in docs/benchmarks.md)
         overrides.update(bf16=kwargs["dtype"] == torch.bfloat16, fp16=kwargs["dtype"] == torch.float16, gradient_checkpointing=True)
-    use_vllm = cfg.use_vllm
-    if use_vllm is None:
-        use_vllm = cuda and importlib.util.find_spec("vllm") is not None
+    use_vllm = trl_uses_vllm(cfg, cuda)
     if use_vllm:
         if not cuda:
             raise ConfigError("use_vllm needs a CUDA GPU; drop --use-vllm on CPU (HF generate is used).")

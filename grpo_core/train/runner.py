@@ -13,7 +13,7 @@ from ..config import RunConfig
 from ..datasets import content_hash, parse_dataset_spec
 from ..engine import RewardEngine
 from ..errors import ConfigError, PreflightError
-from .backends import choose_backend, import_unsloth_first, load_policy
+from .backends import choose_backend, colocated_vllm, import_unsloth_first, load_policy
 from .runinfo import RunInfo, is_main_process, reward_records
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
@@ -99,7 +99,20 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         # is a wasted traversal of the graph each step (and a warning on every rank)
         grpo_kwargs.setdefault("ddp_find_unused_parameters", False)
     echo("pre-flight:")
-    dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo)
+    vllm_setup = None
+    if colocated_vllm(cfg, backend):
+        import torch
+
+        trl_len = grpo_kwargs.get("vllm_max_model_length") if backend == "trl" else None
+        vllm_setup = preflight.VllmSetup(
+            model_path, cfg.gpu_memory_utilization, torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory,
+            cfg.load_in_4bit, max_model_len=trl_len or cfg.max_seq_length, grow_to_fit=backend == "trl" and trl_len is None,
+        )
+    dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo, vllm=vllm_setup)
+    if vllm_setup is not None and backend == "trl":
+        # TRL leaves vLLM's model length at the config's (32k tokens for Qwen2.5): KV cache reserved for
+        # sequences the run never makes. max_seq_length, as on the Unsloth backend, raised to fit.
+        grpo_kwargs.setdefault("vllm_max_model_length", pre.facts["vllm_memory"]["max_model_len"])
     engine.reset_stats()  # the smoke test's calls are not training metrics
     if resume and not last_checkpoint(cfg.output_dir):
         raise ConfigError(f"--resume: no checkpoint found in {cfg.output_dir!r}; run without --resume to start fresh.")

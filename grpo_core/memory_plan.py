@@ -1,0 +1,140 @@
+"""What a run's vLLM engine needs from the GPU, worked out from the model's config before anything loads.
+
+vLLM's ``gpu_memory_utilization`` is a fraction of the GPU's *total* memory, and its engine must fit
+the model's weights plus the KV cache in it (plus CUDA graphs and an activation workspace). A fraction
+too small fails only after the model has loaded, with an error about cache blocks; one too large
+reserves memory the trainer then lacks. Pre-flight prints the numbers behind the choice:
+
+* weights as vLLM holds them (16-bit; 4-bit linear layers at ~0.53 byte per parameter);
+* the KV cache one generation round needs (every completion at full length) and one sequence needs
+  (vLLM refuses to start below that);
+
+and refuses a fraction that cannot hold the weights and one full-length sequence, naming the
+smallest fraction that can. It never refuses on the estimate of overheads, which depend on the vLLM
+version: that is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import PreflightError
+
+GIB = 2**30
+#: CUDA graphs, the activation workspace for vLLM's batched tokens and the sampler's buffers: an
+#: allowance for the warning, not a refusal (it varies with the vLLM version and the model)
+ENGINE_ALLOWANCE_GIB = 1.5
+#: bitsandbytes nf4 with double quantisation: 4 bits per weight plus block statistics
+NF4_BYTES_PER_PARAM = 0.53
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """The parts of a decoder-only model's config that decide its size."""
+
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+    tied: bool
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "Shapes":
+        cfg = cfg.get("text_config", cfg)  # multimodal configs nest the language model's
+        try:
+            hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+            return cls(
+                hidden=hidden,
+                intermediate=int(cfg["intermediate_size"]),
+                layers=int(cfg["num_hidden_layers"]),
+                heads=heads,
+                kv_heads=int(cfg.get("num_key_value_heads") or heads),
+                head_dim=int(cfg.get("head_dim") or hidden // heads),
+                vocab=int(cfg["vocab_size"]),
+                tied=bool(cfg.get("tie_word_embeddings", False)),
+            )
+        except KeyError as exc:
+            raise ValueError(f"config.json lacks {exc.args[0]!r}; cannot size the model") from None
+
+    def linear_params(self) -> int:
+        """Parameters in the attention and MLP projections (what 4-bit quantises)."""
+        q_o = 2 * self.hidden * self.heads * self.head_dim
+        k_v = 2 * self.hidden * self.kv_heads * self.head_dim
+        mlp = 3 * self.hidden * self.intermediate
+        return self.layers * (q_o + k_v + mlp)
+
+    def other_params(self) -> int:
+        """Embeddings, the output head when untied, norms and biases (kept in 16-bit)."""
+        embed = self.vocab * self.hidden * (1 if self.tied else 2)
+        return embed + self.layers * 2 * self.hidden + self.hidden
+
+    def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
+        return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes
+
+
+def read_config(model_path: str) -> dict[str, Any] | None:
+    """The model's config.json from a local folder (None for a hub id: pre-flight downloads nothing)."""
+    p = Path(model_path) / "config.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+@dataclass(frozen=True)
+class VllmNeed:
+    weights: int
+    kv_round: int
+    kv_one_sequence: int
+
+    @property
+    def floor(self) -> int:
+        """Below this vLLM cannot start: the weights and one full-length sequence."""
+        return self.weights + self.kv_one_sequence
+
+    @property
+    def comfortable(self) -> int:
+        """A whole round's KV cache and the engine allowance on top of the weights."""
+        return self.weights + self.kv_round + int(ENGINE_ALLOWANCE_GIB * GIB)
+
+
+def vllm_need(shapes: Shapes, *, sequences: int, max_len: int, load_in_4bit: bool) -> VllmNeed:
+    linear = shapes.linear_params() * (NF4_BYTES_PER_PARAM if load_in_4bit else 2)
+    weights = int(linear + shapes.other_params() * 2)
+    per_token = shapes.kv_bytes_per_token()
+    return VllmNeed(weights=weights, kv_round=sequences * max_len * per_token, kv_one_sequence=max_len * per_token)
+
+
+def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[str, str | None]:
+    """(the line pre-flight prints, a warning or None); raises when the fraction cannot hold the floor."""
+
+    def frac(n: int) -> float:
+        return n / total_bytes
+
+    given = fraction * total_bytes
+    line = (f"vLLM memory: {fraction:g} x {total_bytes / GIB:.1f} GiB = {given / GIB:.1f} GiB for weights {need.weights / GIB:.1f} GiB "
+            f"+ KV cache {need.kv_round / GIB:.2f} GiB for a whole round (smallest fraction that starts: {frac(need.floor):.3f}; "
+            f"with a round's KV and ~{ENGINE_ALLOWANCE_GIB} GiB for CUDA graphs and buffers: {frac(need.comfortable):.3f})")
+    if given < need.floor:
+        raise PreflightError(
+            f"gpu_memory_utilization {fraction:g} gives vLLM {given / GIB:.1f} GiB of this GPU's {total_bytes / GIB:.1f} GiB, less than "
+            f"the model's weights ({need.weights / GIB:.1f} GiB) plus the KV cache of one full-length sequence "
+            f"({need.kv_one_sequence / GIB:.2f} GiB): vLLM would fail after loading. Use --gpu-memory-utilization "
+            f"{_round_up(frac(need.comfortable)):g} or more (at least {frac(need.floor):.3f}), or --load-in-4bit."
+        )
+    warning = None
+    if given < need.comfortable:
+        warning = (f"gpu_memory_utilization {fraction:g} leaves vLLM less than a whole round's KV cache plus ~{ENGINE_ALLOWANCE_GIB} GiB "
+                   f"for CUDA graphs and buffers; it may start and then generate a round in several batches, or fail. "
+                   f"{_round_up(frac(need.comfortable)):g} would hold it.")
+    return line, warning
+
+
+def _round_up(x: float) -> float:
+    """Up to the next 0.05, the granularity people write fractions in."""
+    import math
+
+    return min(1.0, math.ceil(x * 20 - 1e-9) / 20)
