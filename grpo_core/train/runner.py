@@ -110,8 +110,9 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         )
     dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo, vllm=vllm_setup)
     if vllm_setup is not None and backend == "trl":
-        # TRL leaves vLLM's model length at the config's (32k tokens for Qwen2.5): KV cache reserved for
-        # sequences the run never makes. max_seq_length, as on the Unsloth backend, raised to fit.
+        # TRL leaves vLLM's model length at the config's (32k tokens for Qwen2.5), and vLLM will not start
+        # without KV room for one such sequence (1.1 GiB at 3B). max_seq_length, as on the Unsloth
+        # backend, raised to fit the longest prompt and completion.
         grpo_kwargs.setdefault("vllm_max_model_length", pre.facts["vllm_memory"]["max_model_len"])
     engine.reset_stats()  # the smoke test's calls are not training metrics
     if resume and not last_checkpoint(cfg.output_dir):
