@@ -133,6 +133,22 @@ def _dataset(n):
     return get_dataset("gsm8k").load("train", limit=n, verbose=False)
 
 
+def weight_bytes(shape: str, four_bit: bool) -> int:
+    """The weights vLLM must hold: a fraction below them cannot start, for any path (saves a model load per try)."""
+    from grpo_core.memory_plan import Shapes, vllm_need
+    from grpo_core.modelgen import SHAPES
+
+    return vllm_need(Shapes.from_config(SHAPES[shape]), sequences=1, max_len=1, load_in_4bit=four_bit).weights
+
+
+def gpu_total_bytes() -> int:
+    if not cuda_available():
+        return 2**62  # no GPU: nothing to skip
+    import torch
+
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+
+
 def model_dir_name(shape: str, tokenizer: str) -> str:
     return shape if tokenizer == "bytes" else f"{shape}-{tokenizer}"
 
@@ -372,6 +388,11 @@ def main() -> None:
 
     model = str(build_random_model(Path(a.model_dir) / model_dir_name(a.shape, a.tokenizer), a.shape, corpus=tokenizer_corpus(a.tokenizer)))
     prompt_tokens = measure_prompts(model)
+    weights, gpu_total = weight_bytes(a.shape, a.four_bit), gpu_total_bytes()
+    if cuda_available():
+        import torch
+
+        torch.cuda.empty_cache()  # the model was built on the GPU here: leave its memory to the paths
     print(f"model {model}: tokenizer {a.tokenizer}, prompt tokens min {prompt_tokens['min']} mean {prompt_tokens['mean']} max {prompt_tokens['max']}", flush=True)
     setting = f"{a.prompts}x8x{a.max_tokens}" + ("-4bit" if a.four_bit else "")
     out = Path(a.out or HERE / "results" / f"grpo_step-{a.shape}-{setting}.json")
@@ -383,6 +404,11 @@ def main() -> None:
         steps = max(a.steps, 3 * spg)
         fractions = [float(f) for f in a.fractions.split(",")] if path in VLLM_PATHS else [0.0]
         for frac in fractions:
+            if frac and frac * gpu_total < weights:
+                print(f"{name:40s} frac {frac:<5} skipped: {frac * gpu_total / 2**30:.1f} GiB cannot hold the weights ({weights / 2**30:.1f} GiB)", flush=True)
+                results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "repeat": rep,
+                                "stderr_tail": "not run: the fraction cannot hold the weights (grpo_core.memory_plan)"})
+                continue
             cmd = [sys.executable, __file__, "--worker", path, "--settings", json.dumps(settings), "--model", model, "--fraction", str(frac),
                    "--steps", str(steps), "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens), "--optim", a.optim]
             cmd += (["--four-bit"] if a.four_bit else []) + (["--profile"] if a.profile else [])

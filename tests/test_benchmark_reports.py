@@ -53,3 +53,20 @@ def test_verifier_benchmark_runs_on_a_small_sample(tmp_path):
     for part in ("gsm8k", "math500"):
         assert {"ours", "math_verify", "reward_batch_64", "agreement"} <= set(data[part])
         assert {"p50_ms", "p99_ms", "mean_ms"} <= set(data[part]["ours"]) and data[part]["ours"]["items"] == 130
+
+
+def test_grpo_step_skips_fractions_that_cannot_hold_the_weights(tmp_path, monkeypatch, capsys):
+    """Each try of a vLLM path loads a model; a fraction below the weights is skipped without one."""
+    import json
+    import sys
+
+    mod = _grpo_step()
+    monkeypatch.setattr(mod, "gpu_total_bytes", lambda: 100 * 2**20)  # a 100 MiB "GPU"
+    monkeypatch.setattr(mod.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no worker may start")))
+    out = tmp_path / "r.json"
+    monkeypatch.setattr(sys, "argv", ["grpo_step.py", "--shape", "small", "--model-dir", str(tmp_path / "models"), "--tokenizer", "bytes",
+                                      "--paths", "trl_vllm", "--fractions", "0.01,0.02", "--out", str(out)])
+    mod.main()
+    rows = json.loads(out.read_text())["results"]
+    assert [r["vllm_fraction"] for r in rows] == [0.01, 0.02] and all(r["failed"] for r in rows)
+    assert "cannot hold the weights" in capsys.readouterr().out
