@@ -55,6 +55,7 @@ class RunConfig:
     vllm_mode: str = field(default="colocate", metadata={"help": "trl: vLLM colocate or server mode."})
     trim_padding: bool = field(default=True, metadata={"help": "trl backend: cut each forward pass to its own longest prompt instead of the generation round's (same log-probs, fewer tokens)."})
     group_steps: bool = field(default=True, metadata={"help": "trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps."})
+    vllm_engine_kwargs: dict[str, Any] | None = field(default=None, metadata={"help": "trl + vLLM colocate: extra arguments for the vLLM engine TRL starts, on top of (or overriding) TRL's, e.g. {enforce_eager: true} or {kv_cache_dtype: fp8}."})
     fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
     gpu_memory_utilization: float = field(default=0.5, metadata={"help": "Fraction of GPU memory vLLM may reserve."})
     max_seq_length: int = field(default=1024, metadata={"help": "Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k)."})
@@ -124,6 +125,8 @@ class RunConfig:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}.")
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
+        if self.vllm_engine_kwargs is not None and not isinstance(self.vllm_engine_kwargs, dict):
+            raise ConfigError(f"vllm_engine_kwargs must be a mapping of vLLM engine arguments, e.g. {{enforce_eager: true}}; got {self.vllm_engine_kwargs!r}.")
         if check_grpo_fields and self.grpo:
             valid = grpo_config_fields()
             ours = {"reward_weights"}  # set from --plugins; refusing it avoids two sources of truth

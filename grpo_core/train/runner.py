@@ -174,6 +174,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     from .callbacks import GracefulStop, ProgressCallback
     from .phases import PhaseClock
     from .trl_glue import EngineRewardFuncs, make_trainer_class
+    from .vllm_engine import extra_engine_kwargs
 
     rewards = EngineRewardFuncs(engine)
     args = GRPOConfig(**grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
@@ -182,15 +183,18 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     clock = PhaseClock(sync_cuda=cfg.profile).install()
     on_trl = backend == "trl"
     Trainer = make_trainer_class(policy.trainer_base, trim_padding=on_trl and cfg.trim_padding, group_steps=on_trl and cfg.group_steps)
-    trainer = Trainer(
-        model=model,
-        reward_funcs=rewards.funcs(),
-        args=args,
-        train_dataset=dataset,
-        processing_class=policy.tokenizer,
-        peft_config=peft_config,
-        callbacks=[progress, stop, clock],
-    )
+    if cfg.vllm_engine_kwargs and not on_trl:
+        echo("vllm_engine_kwargs: ignored on the unsloth backend (Unsloth starts its own engine with fast_inference)")
+    with extra_engine_kwargs(cfg.vllm_engine_kwargs if on_trl else None, echo=echo):
+        trainer = Trainer(
+            model=model,
+            reward_funcs=rewards.funcs(),
+            args=args,
+            train_dataset=dataset,
+            processing_class=policy.tokenizer,
+            peft_config=peft_config,
+            callbacks=[progress, stop, clock],
+        )
     trainer._grpo_core_rewards = rewards
     trainer._grpo_core_clock = clock
     if on_trl and getattr(trainer, "use_vllm", False):
