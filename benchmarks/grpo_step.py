@@ -193,6 +193,7 @@ def worker(a) -> dict:
     import torch
 
     from grpo_core.train.phases import PhaseClock
+    from grpo_core.train.step_trace import StepTracer
 
     settings = json.loads(a.settings)
     out = f"/tmp/bench-{a.worker}"
@@ -206,6 +207,7 @@ def worker(a) -> dict:
             "model": a.model, "output_dir": out, "max_steps": a.steps, "eval_limit": 0, "report": False, "limit": PROMPTS,
             "load_in_4bit": a.four_bit, "gpu_memory_utilization": a.fraction, "max_completion_length": a.max_tokens,
             "per_device_train_batch_size": 8 * a.prompts, "save_strategy": "no", "optim": a.optim, "profile": a.profile,
+            "trace_step": a.trace_step,
         }
         if a.worker == "grpo_core_trl":
             flags.update(backend="trl", use_vllm=True, vllm_mode="colocate")
@@ -222,6 +224,7 @@ def worker(a) -> dict:
     else:
         ds = _dataset(PROMPTS)
         clock = PhaseClock(sync_cuda=a.profile).install()
+        callbacks = [clock] + ([StepTracer(a.trace_step, out, echo=lambda s: print(s, file=sys.stderr))] if a.trace_step else [])
         if a.worker == "unsloth_vllm":
             from unsloth import FastLanguageModel
 
@@ -235,7 +238,7 @@ def worker(a) -> dict:
                 model, r=64, target_modules=SEVEN, lora_alpha=64, use_gradient_checkpointing="unsloth", random_state=3407
             )
             trainer = GRPOTrainer(model=model, processing_class=tok, reward_funcs=RAW_REWARDS, args=_grpo_args(a, out, use_vllm=True, **settings),
-                                  train_dataset=ds, callbacks=[clock])
+                                  train_dataset=ds, callbacks=callbacks)
         else:
             from peft import LoraConfig
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -246,7 +249,7 @@ def worker(a) -> dict:
             extra = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": a.fraction} if a.worker == "trl_vllm" else {}
             trainer = GRPOTrainer(
                 model=model, processing_class=tok, reward_funcs=RAW_REWARDS, args=_grpo_args(a, out, **extra, **settings), train_dataset=ds,
-                peft_config=LoraConfig(r=64, lora_alpha=64, target_modules=SEVEN, task_type="CAUSAL_LM"), callbacks=[clock],
+                peft_config=LoraConfig(r=64, lora_alpha=64, target_modules=SEVEN, task_type="CAUSAL_LM"), callbacks=callbacks,
             )
         trainer.train()
         history = trainer.state.log_history
@@ -284,7 +287,13 @@ def worker(a) -> dict:
         "profiled": a.profile,
         "setup_plus_run_s": time.perf_counter() - t_setup,
         "gpu": torch.cuda.get_device_name() if cuda_available() else "cpu",
+        "trace": _read_trace(out, a.trace_step),
     }
+
+
+def _read_trace(out: str, step: int | None) -> dict | None:
+    p = Path(out) / f"trace-step-{step}.json"
+    return json.loads(p.read_text()) if step and p.is_file() else None
 
 
 def row_name(r: dict) -> str:
@@ -361,6 +370,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=200)
     ap.add_argument("--four-bit", action="store_true")
     ap.add_argument("--profile", action="store_true", help="synchronise the GPU at phase edges for exact phase times")
+    ap.add_argument("--trace-step", type=int, default=None, help="profile this step of every path (torch profiler): GPU-busy share, "
+                    "kernel launches, the costliest operations go in the JSON as 'trace'. The profiler slows that step: "
+                    "an invocation with a trace is for the trace, not for step times")
     ap.add_argument("--optim", default="adamw_8bit", help="optimizer (adamw_torch to try the script on a CPU)")
     ap.add_argument("--repeat", type=int, default=1, help="run the path list this many times, each pass starting one path later, "
                     "so drift during an invocation shows up as a spread instead of favouring the paths run late")
@@ -411,6 +423,7 @@ def main() -> None:
                 continue
             cmd = [sys.executable, __file__, "--worker", path, "--settings", json.dumps(settings), "--model", model, "--fraction", str(frac),
                    "--steps", str(steps), "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens), "--optim", a.optim]
+            cmd += ["--trace-step", str(a.trace_step)] if a.trace_step else []
             cmd += (["--four-bit"] if a.four_bit else []) + (["--profile"] if a.profile else [])
             t0 = time.time()
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -431,7 +444,7 @@ def main() -> None:
             results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "stderr_tail": tail, "repeat": rep})
         # written after every path: a call cut short keeps what it measured
         out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "profiled": a.profile, "tokenizer": a.tokenizer,
-                                   "prompt_tokens": prompt_tokens, "results": results}, indent=2))
+                                   "prompt_tokens": prompt_tokens, "trace_step": a.trace_step, "results": results}, indent=2))
     print(f"wrote {out}")
 
 

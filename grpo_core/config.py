@@ -72,6 +72,7 @@ class RunConfig:
     zero_variance_patience: int = field(default=5, metadata={"help": "Warn after this many logged steps where every group had zero reward variance."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
     profile: bool = field(default=False, metadata={"help": "Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact."})
+    trace_step: int | None = field(default=None, metadata={"help": "Profile this optimizer step (torch profiler) and write trace-step-N.json: wall vs GPU-busy time, kernel launches, the costliest operations."})
     seed: int = field(default=3407, metadata={"help": "Random seed."})
     grpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "Any TRL GRPOConfig field, passed unchanged."})
 
@@ -125,6 +126,8 @@ class RunConfig:
             raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}.")
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
+        if self.trace_step is not None and (not isinstance(self.trace_step, int) or self.trace_step < 1):
+            raise ConfigError(f"trace_step must be a step number from 1, got {self.trace_step!r}.")
         if self.vllm_engine_kwargs is not None and not isinstance(self.vllm_engine_kwargs, dict):
             raise ConfigError(f"vllm_engine_kwargs must be a mapping of vLLM engine arguments, e.g. {{enforce_eager: true}}; got {self.vllm_engine_kwargs!r}.")
         if check_grpo_fields and self.grpo:

@@ -443,3 +443,18 @@ def test_an_impossible_vllm_fraction_stops_the_run_before_loading(plugins_regist
     flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "backend": "trl", "gpu_memory_utilization": 1e-9}
     with pytest.raises(PreflightError, match="vLLM would fail after loading"):
         run(build_config(flags=flags), dry_run=True, echo=lambda s: None)
+
+
+def test_trace_step_profiles_one_step_and_writes_its_summary(plugins_registered, tiny_model, tmp_path, capsys):
+    from grpo_core.train import run
+
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 2, "trace_step": 2}
+    info = run(build_config(flags=flags), echo=print)
+    assert info["status"] == "finished"
+    trace = json.loads((tmp_path / "trace-step-2.json").read_text())
+    assert trace["step"] == 2 and trace["ranked_by"] == "self_cpu_ms" and trace["wall_ms"] > 0
+    names = [r["name"] for r in trace["top"]]
+    assert any(n.startswith("aten::") for n in names)  # the model's own operations, not just Python
+    assert trace["top"][0]["self_cpu_ms"] >= trace["top"][-1]["self_cpu_ms"]
+    assert "trace of step 2:" in capsys.readouterr().out
+    assert not (tmp_path / "trace-step-1.json").exists()

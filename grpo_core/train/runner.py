@@ -185,6 +185,11 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     Trainer = make_trainer_class(policy.trainer_base, trim_padding=on_trl and cfg.trim_padding, group_steps=on_trl and cfg.group_steps)
     if cfg.vllm_engine_kwargs and not on_trl:
         echo("vllm_engine_kwargs: ignored on the unsloth backend (Unsloth starts its own engine with fast_inference)")
+    callbacks = [progress, stop, clock]
+    if cfg.trace_step:
+        from .step_trace import StepTracer
+
+        callbacks.append(StepTracer(cfg.trace_step, out_dir, echo=echo))
     with extra_engine_kwargs(cfg.vllm_engine_kwargs if on_trl else None, echo=echo):
         trainer = Trainer(
             model=model,
@@ -193,7 +198,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
             train_dataset=dataset,
             processing_class=policy.tokenizer,
             peft_config=peft_config,
-            callbacks=[progress, stop, clock],
+            callbacks=callbacks,
         )
     trainer._grpo_core_rewards = rewards
     trainer._grpo_core_clock = clock
