@@ -135,18 +135,16 @@ def _dataset(n):
 
 def weight_bytes(shape: str, four_bit: bool) -> int:
     """The weights vLLM must hold: a fraction below them cannot start, for any path (saves a model load per try)."""
-    from grpo_core.memory_plan import Shapes, vllm_need
+    from grpo_core.memory_plan import Shapes
     from grpo_core.modelgen import SHAPES
 
-    return vllm_need(Shapes.from_config(SHAPES[shape]), sequences=1, max_len=1, load_in_4bit=four_bit).weights
+    return Shapes.from_config(SHAPES[shape]).weight_bytes(four_bit)
 
 
 def gpu_total_bytes() -> int:
-    if not cuda_available():
-        return 2**62  # no GPU: nothing to skip
-    import torch
+    from grpo_core.memory_plan import gpu_total_bytes as total
 
-    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    return total() if cuda_available() else 2**62  # no GPU: nothing to skip
 
 
 def model_dir_name(shape: str, tokenizer: str) -> str:

@@ -74,6 +74,11 @@ class Shapes:
         embed = self.vocab * self.hidden * (1 if self.tied else 2)
         return embed + self.layers * 2 * self.hidden + self.hidden
 
+    def weight_bytes(self, load_in_4bit: bool) -> int:
+        """The weights as vLLM holds them: 16-bit, or 4-bit projections beside 16-bit embeddings and norms."""
+        linear = self.linear_params() * (NF4_BYTES_PER_PARAM if load_in_4bit else 2)
+        return int(linear + self.other_params() * 2)
+
     def kv_bytes_per_token(self, dtype_bytes: int = 2) -> int:
         return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes
 
@@ -102,10 +107,15 @@ class VllmNeed:
 
 
 def vllm_need(shapes: Shapes, *, sequences: int, max_len: int, load_in_4bit: bool) -> VllmNeed:
-    linear = shapes.linear_params() * (NF4_BYTES_PER_PARAM if load_in_4bit else 2)
-    weights = int(linear + shapes.other_params() * 2)
     per_token = shapes.kv_bytes_per_token()
-    return VllmNeed(weights=weights, kv_round=sequences * max_len * per_token, kv_one_sequence=max_len * per_token)
+    return VllmNeed(weights=shapes.weight_bytes(load_in_4bit), kv_round=sequences * max_len * per_token, kv_one_sequence=max_len * per_token)
+
+
+def gpu_total_bytes() -> int:
+    """Total memory of the current CUDA device: what vLLM's gpu_memory_utilization is a fraction of."""
+    import torch
+
+    return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
 
 
 def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[str, str | None]:

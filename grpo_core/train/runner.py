@@ -101,12 +101,11 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     echo("pre-flight:")
     vllm_setup = None
     if colocated_vllm(cfg, backend):
-        import torch
+        from ..memory_plan import gpu_total_bytes
 
         trl_len = grpo_kwargs.get("vllm_max_model_length") if backend == "trl" else None
         vllm_setup = preflight.VllmSetup(
-            model_path, cfg.gpu_memory_utilization, torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory,
-            cfg.load_in_4bit, max_model_len=trl_len or cfg.max_seq_length, grow_to_fit=backend == "trl" and trl_len is None,
+            model_path, cfg.gpu_memory_utilization, gpu_total_bytes(), cfg.load_in_4bit, max_model_len=trl_len or cfg.max_seq_length, grow_to_fit=backend == "trl" and trl_len is None,
         )
     dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo, vllm=vllm_setup)
     if vllm_setup is not None and backend == "trl":
