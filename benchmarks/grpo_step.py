@@ -162,15 +162,12 @@ def tokenizer_corpus(kind: str):
 
 
 def measure_prompts(model: str) -> dict:
-    """Token counts of the benchmark's prompts, as every path renders them (chat template, generation prompt)."""
-    import statistics
-
+    """Token counts of the benchmark's prompts, as every path renders them (pre-flight's count)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(model)
-    lengths = [len(tok(tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True), add_special_tokens=False)["input_ids"])
-               for r in _dataset(PROMPTS)]
-    return {"min": min(lengths), "mean": round(statistics.mean(lengths), 1), "max": max(lengths)}
+    from grpo_core.preflight import length_stats, prompt_lengths
+
+    return length_stats(prompt_lengths(AutoTokenizer.from_pretrained(model), _dataset(PROMPTS)["prompt"]))
 
 
 def _grpo_args(a, out, **extra):

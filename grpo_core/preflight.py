@@ -62,9 +62,18 @@ def check_template(dataset, tokenizer, report: PreflightReport) -> str:
     return rendered
 
 
+def prompt_lengths(tokenizer, prompts) -> list[int]:
+    """Tokens of each prompt as the trainer will see it (chat template, generation prompt)."""
+    return [len(tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]) for p in prompts]
+
+
+def length_stats(lengths: list[int]) -> dict[str, Any]:
+    return {"min": min(lengths), "mean": round(statistics.mean(lengths), 1), "max": max(lengths)}
+
+
 def check_lengths(dataset, tokenizer, max_prompt_length: int | None, policy: str, report: PreflightReport):
-    lengths = [len(tokenizer(render_prompt(tokenizer, p), add_special_tokens=False)["input_ids"]) for p in dataset["prompt"]]
-    report.facts["prompt_tokens"] = {"min": min(lengths), "mean": round(statistics.mean(lengths), 1), "max": max(lengths)}
+    lengths = prompt_lengths(tokenizer, dataset["prompt"])
+    report.facts["prompt_tokens"] = length_stats(lengths)
     report.say(f"prompt tokens: min {min(lengths)}, mean {statistics.mean(lengths):.1f}, max {max(lengths)} over {len(lengths)} prompts")
     if max_prompt_length is None:
         return dataset
@@ -188,8 +197,9 @@ class VllmSetup:
     grow_to_fit: bool = False  # raise max_model_len to fit the longest prompt and completion instead of warning
 
 
-def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightReport, max_prompt_length: int | None, world_size: int = 1) -> int:
-    """Size vLLM's engine (:mod:`grpo_core.memory_plan`); returns the model length it should be given."""
+def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightReport, max_prompt_length: int | None, world_size: int = 1) -> None:
+    """Size vLLM's engine (:mod:`grpo_core.memory_plan`); the model length it should be given goes in
+    ``report.facts["vllm_memory"]["max_model_len"]``."""
     from . import memory_plan
 
     longest = report.facts["prompt_tokens"]["max"]
@@ -210,7 +220,7 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
         shapes = memory_plan.Shapes.from_config(AutoConfig.from_pretrained(setup.model_path).to_dict())
     except Exception as exc:  # noqa: BLE001  (an exotic config: say so, do not block the run)
         report.say(f"vLLM memory: not sized ({type(exc).__name__}: {exc})")
-        return max_len
+        return
     per_process = report.facts["batch"]["completions_per_generation_round"] // max(1, world_size)
     need = memory_plan.vllm_need(shapes, sequences=per_process, max_len=max_len, load_in_4bit=setup.load_in_4bit)
     line, warning = memory_plan.check_fraction(need, setup.fraction, setup.total_bytes)
@@ -219,7 +229,6 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
     report.say(line)
     if warning:
         report.warn(warning)
-    return max_len
 
 
 def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int = 1, echo: Callable[[str], None] = print,
