@@ -291,10 +291,14 @@ def _read_trace(out: str, step: int | None) -> dict | None:
     return json.loads(p.read_text()) if step and p.is_file() else None
 
 
+def _pass(r: dict) -> str:
+    """' #k' for a result from pass k > 1 of a ``--repeat`` invocation."""
+    return f" #{r['repeat'] + 1}" if r.get("repeat") else ""
+
+
 def row_name(r: dict) -> str:
     """A result's path label, with its pass number when the invocation ran several (``--repeat``)."""
-    name = label(r["path"], r.get("settings") or {})
-    return name + (f" #{r['repeat'] + 1}" if r.get("repeat") else "")
+    return label(r["path"], r.get("settings") or {}) + _pass(r)
 
 
 #: shorter setting names for the chart's axis
@@ -309,8 +313,7 @@ def chart_name(r: dict) -> str:
             parts.append(f"{len(str(v).split(','))} rewards")
         else:
             parts.append(f"{CHART_KEYS.get(k, k)}={'off' if v is False else v}")
-    name = r["path"] + (f"[{', '.join(parts)}]" if parts else "")
-    return name + (f" #{r['repeat'] + 1}" if r.get("repeat") else "")
+    return r["path"] + (f"[{', '.join(parts)}]" if parts else "") + _pass(r)
 
 
 def _step_s(r: dict) -> float:
