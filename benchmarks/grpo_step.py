@@ -305,10 +305,17 @@ def row_name(r: dict) -> str:
 CHART_KEYS = {"steps_per_generation": "spg", "fast_vllm_sync": "sync", "trim_padding": "trim", "group_steps": "groups", "scoring_batch_size": "rows"}
 
 
+#: grpo-core's trl-path levers; a row with all of them off does raw TRL's GPU work
+LEVERS = ("fast_vllm_sync", "trim_padding", "group_steps")
+
+
 def chart_name(r: dict) -> str:
     """A short axis label: known settings abbreviated, a reward list shown as its size."""
-    parts = []
-    for k, v in (r.get("settings") or {}).items():
+    parts, settings = [], dict(r.get("settings") or {})
+    if all(settings.get(k) is False for k in LEVERS):
+        parts.append("levers off")
+        settings = {k: v for k, v in settings.items() if k not in LEVERS}
+    for k, v in settings.items():
         if k == "plugins":
             parts.append(f"{len(str(v).split(','))} rewards")
         else:
@@ -325,6 +332,21 @@ def _gib(value) -> str:
     return "-" if value is None else f"{value:.1f}"  # CPU runs have no GPU memory
 
 
+def bar_note(r: dict) -> str:
+    """The text beside a bar: step time, peak memory and vLLM fraction, or why the path did not run."""
+    frac = f" @ {r['vllm_fraction']}" if r.get("vllm_fraction") else ""
+    if r.get("failed"):
+        return f"did not start{frac}".replace("@", "at fraction")
+    mem = f", {r['peak_allocated_gib']:.1f} GiB" if r.get("peak_allocated_gib") is not None else ""
+    return f"{_step_s(r):.2f} s{mem}{frac}"
+
+
+def _tried_elsewhere(r: dict, results: list[dict]) -> bool:
+    """A failed try of a path that later ran at a larger fraction in the same invocation (the search's misses)."""
+    return any(not o.get("failed") and o["path"] == r["path"] and o.get("settings") == r.get("settings") and o.get("repeat") == r.get("repeat")
+               for o in results)
+
+
 def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png") -> None:
     """A markdown table and a bar chart of step times from result files."""
     import matplotlib
@@ -336,24 +358,30 @@ def report(files: list[str], png: Path = HERE.parent / "docs" / "grpo_step.png")
     print("| model | setting | path | s/step (mean wall) | TRL median step_time | generate / sync / old logps / train s | "
           "completion tok/s | reward share | peak GiB allocated | vLLM fraction | GPU |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    fig, axes = plt.subplots(1, len(runs), figsize=(7.5 * len(runs), 1.2 + 0.35 * max(len(r["results"]) for r in runs)), squeeze=False)
-    for ax, run, f in zip(axes[0], runs, files):
-        ok = [r for r in run["results"] if not r.get("failed")]
-        for r in ok:
+    sizes = [max(1, len(r["results"])) for r in runs]
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 0.9 * len(runs) + 0.32 * sum(sizes)), squeeze=False, sharex=True,
+                             gridspec_kw={"height_ratios": sizes})
+    for ax, run, f in zip(axes[:, 0], runs, files):
+        for r in run["results"]:
+            if r.get("failed"):
+                continue
             ph = r.get("phases_s")
             split = " / ".join(f"{ph[k]:.3f}" for k in ("generate_s", "sync_s", "old_logps_s", "train_s")) if ph else "-"
             mean = f"{r['mean_step_s']:.3f}" if r.get("mean_step_s") else "-"
             print(f"| {run['shape']} | {run['setting']} | {row_name(r)} | {mean} | {r['median_step_s']:.3f} | {split} | "
                   f"{r['completion_tokens_per_s']:.0f} | {r['reward_share']:.2%} | {_gib(r['peak_allocated_gib'])} | {r['vllm_fraction'] or '-'} | {r['gpu']} |")
-        names = [chart_name(r) for r in ok]
-        ax.barh(names, [_step_s(r) for r in ok], color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in ok])
-        for i, r in enumerate(ok):
-            ax.text(_step_s(r), i, f" {_step_s(r):.2f}", va="center", fontsize=8)
+        shown = [r for r in run["results"] if not r.get("failed") or not _tried_elsewhere(r, run["results"])]
+        ax.barh([chart_name(r) for r in shown], [0 if r.get("failed") else _step_s(r) for r in shown],
+                color=["C0" if r["path"].startswith("grpo_core") else "C7" for r in shown])
+        for i, r in enumerate(shown):
+            ax.text(0 if r.get("failed") else _step_s(r), i, " " + bar_note(r), va="center", fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
         tokens = run.get("prompt_tokens")
         prompts = f", prompts ~{tokens['mean']:.0f} tokens ({run['tokenizer']})" if tokens else ""
         ax.set_title(f"{Path(f).stem.removeprefix('grpo_step-')}: one invocation{prompts}", fontsize=9)
-        ax.set_xlabel("s/step (lower is better)")
+    top = max((_step_s(r) for run in runs for r in run["results"] if not r.get("failed")), default=1.0)
+    axes[-1, 0].set_xlim(0, top * 1.45)
+    axes[-1, 0].set_xlabel("s/step (lower is better); beside each bar: peak GiB allocated @ vLLM fraction")
     fig.tight_layout()
     fig.savefig(png, dpi=90)
     print(f"\nchart: {png}")

@@ -39,6 +39,19 @@ def test_grpo_step_repeats_rotate_the_path_order():
     assert mod.chart_name(r) == "grpo_core_trl[spg=4, trim=off, 3 rewards]"
 
 
+
+def test_grpo_step_chart_labels_name_memory_and_failed_starts():
+    mod = _grpo_step()
+    levers_off = {"path": "grpo_core_trl", "settings": {"steps_per_generation": 8, "fast_vllm_sync": False, "trim_padding": False,
+                                                        "group_steps": False, "plugins": "xml,int"}}
+    assert mod.chart_name(levers_off) == "grpo_core_trl[levers off, spg=8, 2 rewards]"
+    ok = {"path": "trl_vllm", "settings": {}, "mean_step_s": 1.2404, "peak_allocated_gib": 16.71, "vllm_fraction": 0.06}
+    assert mod.bar_note(ok) == "1.24 s, 16.7 GiB @ 0.06"
+    failed = {"path": "trl_vllm", "settings": {}, "failed": True, "vllm_fraction": 0.05}
+    assert mod.bar_note(failed) == "did not start at fraction 0.05"
+    # a miss of the fraction search is hidden once the same path ran at a larger fraction; a path that never ran is shown
+    assert mod._tried_elsewhere(failed, [failed, ok]) and not mod._tried_elsewhere(failed, [failed])
+
 def test_verifier_benchmark_runs_on_a_small_sample(tmp_path):
     """The script imports what it needs from the plugin and writes every section (it once broke silently)."""
     import json
