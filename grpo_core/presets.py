@@ -77,8 +77,10 @@ SEED_LLAMA = {
 
 # The same reference run, set up for speed on one GPU (docs/benchmarks.md, "GRPO step time"):
 # 16-bit weights on the trl backend, vLLM colocate with grpo-core's weight sync, and generation
-# for 8 optimizer steps at once (measured on an H200 at 3B: 0.751 s per step, against 0.823 with 4
-# and 1.33-1.38 generating every step; the tiny CPU model learned the same with 1, 4 or 8). Every
+# for 8 optimizer steps at once (measured on an H200 at 3B with GSM8K-length prompts: 0.50-0.62 s per
+# step, mean 0.55, against 1.24 for raw TRL colocate generating every step; 15.4 GiB peak at vLLM
+# fraction 0.05, where the default Unsloth path needs 8.3 GiB at 1.41 s per step; the tiny CPU model
+# learned the same with 1, 4 or 8). Every
 # step still trains on 1 prompt x 8 completions (whole groups: ``group_steps``); steps 2-8 of a
 # round use completions sampled by a policy up to 7 steps older, which GRPO's clipped ratio against
 # the recorded old log-probs accounts for.
