@@ -6,12 +6,15 @@ too small fails only after the model has loaded, with an error about cache block
 reserves memory the trainer then lacks. Pre-flight prints the numbers behind the choice:
 
 * weights as vLLM holds them (16-bit; 4-bit linear layers at ~0.53 byte per parameter);
-* the KV cache one generation round needs (every completion at full length) and one sequence needs
-  (vLLM refuses to start below that);
+* the KV cache one sequence of the engine's full model length needs (vLLM refuses to start below
+  the weights plus that: the *floor*);
+* the KV cache one generation round needs: every completion at full length after the longest prompt
+  the round can hold (not the engine's model length, which is usually longer); with the weights and
+  an allowance for the engine's other buffers this is the *comfortable* size (:func:`auto_fraction`
+  rounds it up to a fraction);
 
-and refuses a fraction that cannot hold the weights and one full-length sequence, naming the
-smallest fraction that can. It never refuses on the estimate of overheads, which depend on the vLLM
-version: that is a warning.
+and refuses a fraction that cannot hold the floor, naming the smallest fraction that can. It never
+refuses on the estimate of overheads, which depend on the vLLM version: that is a warning.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from .errors import PreflightError
 
 GIB = 2**30
 #: CUDA graphs, the activation workspace for vLLM's batched tokens and the sampler's buffers: an
-#: allowance for the warning, not a refusal (it varies with the vLLM version and the model)
-ENGINE_ALLOWANCE_GIB = 1.5
+#: allowance for the warning, not a refusal (it varies with the vLLM version and the
+#: model). Measured at 0.6 GiB for Qwen2.5-3B on vLLM 0.26 through TRL colocate on an H200 (fraction
+#: 0.05 = 7.0 GiB failed with 0.64 GiB left for KV cache beside 5.75 GiB of weights: 7.0 - 5.75 - 0.64);
+#: 1.0 leaves a margin for other models and versions.
+ENGINE_ALLOWANCE_GIB = 1.0
 #: bitsandbytes nf4 with double quantisation: 4 bits per weight plus block statistics
 NF4_BYTES_PER_PARAM = 0.53
 
@@ -92,12 +98,12 @@ def read_config(model_path: str) -> dict[str, Any] | None:
 @dataclass(frozen=True)
 class VllmNeed:
     weights: int
-    kv_round: int
-    kv_one_sequence: int
+    kv_round: int  # every sequence of a generation round at the longest length the round can reach
+    kv_one_sequence: int  # one sequence of the engine's model length
 
     @property
     def floor(self) -> int:
-        """Below this vLLM cannot start: the weights and one full-length sequence."""
+        """Below this vLLM cannot start: the weights and one sequence of the engine's model length."""
         return self.weights + self.kv_one_sequence
 
     @property
@@ -106,9 +112,12 @@ class VllmNeed:
         return self.weights + self.kv_round + int(ENGINE_ALLOWANCE_GIB * GIB)
 
 
-def vllm_need(shapes: Shapes, *, sequences: int, max_len: int, load_in_4bit: bool) -> VllmNeed:
+def vllm_need(shapes: Shapes, *, sequences: int, max_len: int, round_len: int, load_in_4bit: bool) -> VllmNeed:
+    """``max_len``: the engine's model length (what vLLM checks at start); ``round_len``: the longest
+    sequence a round really holds (longest prompt + max_completion_length), capped at ``max_len``."""
     per_token = shapes.kv_bytes_per_token()
-    return VllmNeed(weights=shapes.weight_bytes(load_in_4bit), kv_round=sequences * max_len * per_token, kv_one_sequence=max_len * per_token)
+    round_len = min(round_len, max_len)
+    return VllmNeed(weights=shapes.weight_bytes(load_in_4bit), kv_round=sequences * round_len * per_token, kv_one_sequence=max_len * per_token)
 
 
 def gpu_total_bytes() -> int:
@@ -118,6 +127,12 @@ def gpu_total_bytes() -> int:
     return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
 
 
+def auto_fraction(need: VllmNeed, total_bytes: int) -> float:
+    """The comfortable size as a fraction of the GPU, rounded up to the next 0.01 (at most 1)."""
+    hundredths = -(-need.comfortable * 100 // total_bytes)  # integer ceiling: never below the comfortable size
+    return min(1.0, hundredths / 100)
+
+
 def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[str, str | None]:
     """(the line pre-flight prints, a warning or None); raises when the fraction cannot hold the floor."""
 
@@ -125,26 +140,25 @@ def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[s
         return n / total_bytes
 
     given = fraction * total_bytes
+    suggested = auto_fraction(need, total_bytes)
     line = (f"vLLM memory: {fraction:g} x {total_bytes / GIB:.1f} GiB = {given / GIB:.1f} GiB for weights {need.weights / GIB:.1f} GiB "
             f"+ KV cache {need.kv_round / GIB:.2f} GiB for a whole round (smallest fraction that starts: {frac(need.floor):.3f}; "
             f"with a round's KV and ~{ENGINE_ALLOWANCE_GIB} GiB for CUDA graphs and buffers: {frac(need.comfortable):.3f})")
     if given < need.floor:
+        if need.floor > total_bytes:
+            fix = "this GPU cannot hold them at any fraction: use --load-in-4bit, a shorter --max-seq-length or a larger GPU."
+        else:
+            fix = (f"use --gpu-memory-utilization {suggested:g} to hold a whole round (at least {frac(need.floor):.3f} to start), "
+                   "or --load-in-4bit.")
         raise PreflightError(
             f"gpu_memory_utilization {fraction:g} gives vLLM {given / GIB:.1f} GiB of this GPU's {total_bytes / GIB:.1f} GiB, less than "
             f"the model's weights ({need.weights / GIB:.1f} GiB) plus the KV cache of one full-length sequence "
-            f"({need.kv_one_sequence / GIB:.2f} GiB): vLLM would fail after loading. Use --gpu-memory-utilization "
-            f"{_round_up(frac(need.comfortable)):g} or more (at least {frac(need.floor):.3f}), or --load-in-4bit."
+            f"({need.kv_one_sequence / GIB:.2f} GiB): vLLM would fail after loading; {fix}"
         )
     warning = None
     if given < need.comfortable:
+        fix = (f"{suggested:g} would hold it." if need.comfortable <= total_bytes
+               else "not even the whole GPU would hold it: --load-in-4bit or fewer completions per generation round would.")
         warning = (f"gpu_memory_utilization {fraction:g} leaves vLLM less than a whole round's KV cache plus ~{ENGINE_ALLOWANCE_GIB} GiB "
-                   f"for CUDA graphs and buffers; it may start and then generate a round in several batches, or fail. "
-                   f"{_round_up(frac(need.comfortable)):g} would hold it.")
+                   f"for CUDA graphs and buffers; it may start and then generate a round in several batches, or fail. {fix}")
     return line, warning
-
-
-def _round_up(x: float) -> float:
-    """Up to the next 0.05, the granularity people write fractions in."""
-    import math
-
-    return min(1.0, math.ceil(x * 20 - 1e-9) / 20)

@@ -222,10 +222,10 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
         report.say(f"vLLM memory: not sized ({type(exc).__name__}: {exc})")
         return
     per_process = report.facts["batch"]["completions_per_generation_round"] // max(1, world_size)
-    need = memory_plan.vllm_need(shapes, sequences=per_process, max_len=max_len, load_in_4bit=setup.load_in_4bit)
+    need = memory_plan.vllm_need(shapes, sequences=per_process, max_len=max_len, round_len=needed_len, load_in_4bit=setup.load_in_4bit)
     line, warning = memory_plan.check_fraction(need, setup.fraction, setup.total_bytes)
     facts.update(weights_gib=round(need.weights / memory_plan.GIB, 2), kv_round_gib=round(need.kv_round / memory_plan.GIB, 2),
-                 smallest_fraction=round(need.floor / setup.total_bytes, 4))
+                 smallest_fraction=round(need.floor / setup.total_bytes, 4), comfortable_fraction=round(need.comfortable / setup.total_bytes, 4))
     report.say(line)
     if warning:
         report.warn(warning)

@@ -29,23 +29,46 @@ def test_a_config_without_the_sizes_says_which_is_missing():
         Shapes.from_config({"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1, "vocab_size": 10})
 
 
+def need_3b(**kw):
+    """The measured run: Qwen2.5-3B bf16, 8 prompts x 8 completions, longest prompt 161 tokens + 200 completion tokens."""
+    return vllm_need(shapes("qwen2.5-3b"), **{"sequences": 64, "max_len": 1024, "round_len": 161 + 200, "load_in_4bit": False, **kw})
+
+
 def test_4bit_weights_are_about_a_third():
-    full = vllm_need(shapes("qwen2.5-3b"), sequences=8, max_len=1024, load_in_4bit=False).weights
-    nf4 = vllm_need(shapes("qwen2.5-3b"), sequences=8, max_len=1024, load_in_4bit=True).weights
+    full, nf4 = need_3b().weights, need_3b(load_in_4bit=True).weights
     assert 5.7 < full / GIB < 5.8 and 0.3 < nf4 / full < 0.4
 
 
+def test_a_round_holds_its_longest_sequence_and_the_floor_the_engine_length():
+    per_token = shapes("qwen2.5-3b").kv_bytes_per_token()
+    need = need_3b()
+    assert need.kv_round == 64 * 361 * per_token  # 0.79 GiB, not 64 x 1024 tokens (2.25 GiB)
+    assert need.kv_one_sequence == 1024 * per_token and need.floor == need.weights + 1024 * per_token
+    assert need.comfortable == need.weights + need.kv_round + GIB  # the allowance: 1.0 GiB
+    # vLLM's own start check, as measured through raw TRL (model length 32768): "1.12 GiB KV cache is needed"
+    trl = need_3b(max_len=32768)
+    assert round(trl.kv_one_sequence / GIB, 2) == 1.12 and trl.kv_round == need.kv_round
+    # a round can never hold more than the engine's model length
+    assert need_3b(round_len=5000).kv_round == 64 * 1024 * per_token
+
+
 def test_a_fraction_below_weights_plus_one_sequence_is_refused_with_the_fix():
-    need = vllm_need(shapes("qwen2.5-3b"), sequences=64, max_len=1024, load_in_4bit=False)
     with pytest.raises(PreflightError) as err:
-        check_fraction(need, 0.03, H200)
+        check_fraction(need_3b(), 0.03, H200)
     msg = str(err.value)
-    assert "0.03 gives vLLM 4.2 GiB" in msg and "weights (5.7 GiB)" in msg and "--gpu-memory-utilization 0.1 or more" in msg
+    assert "0.03 gives vLLM 4.2 GiB" in msg and "weights (5.7 GiB)" in msg
+    assert "--gpu-memory-utilization 0.06 to hold a whole round (at least 0.041 to start)" in msg
+
+
+def test_a_model_no_fraction_can_hold_is_refused_without_suggesting_one():
+    with pytest.raises(PreflightError, match="cannot hold them at any fraction: use --load-in-4bit"):
+        check_fraction(need_3b(), 1.0, 4 * GIB)
 
 
 def test_a_tight_fraction_warns_and_a_roomy_one_is_quiet():
-    need = vllm_need(shapes("qwen2.5-3b"), sequences=64, max_len=1024, load_in_4bit=False)
-    line, warning = check_fraction(need, 0.045, H200)  # above the floor (5.8 GiB), below weights + round + allowance
-    assert "smallest fraction that starts: 0.041" in line and warning and "0.1 would hold it" in warning
-    line, warning = check_fraction(need, 0.1, H200)
-    assert warning is None and "0.1 x 139.8 GiB = 14.0 GiB for weights 5.7 GiB + KV cache 2.25 GiB for a whole round" in line
+    # floor 5.78 GiB (0.041 of an H200); comfortable 5.75 + 0.79 + 1.0 = 7.54 GiB (0.054)
+    line, warning = check_fraction(need_3b(), 0.045, H200)
+    assert "smallest fraction that starts: 0.041" in line and "~1.0 GiB for CUDA graphs and buffers: 0.054)" in line
+    assert warning and "0.06 would hold it" in warning
+    line, warning = check_fraction(need_3b(), 0.06, H200)
+    assert warning is None and "0.06 x 139.8 GiB = 8.4 GiB for weights 5.7 GiB + KV cache 0.79 GiB for a whole round" in line
