@@ -25,6 +25,17 @@ RENAMED = {
     "warmup_ratio": "use warmup_steps instead: in transformers 5 a float below 1 is a ratio of the total steps (warmup_steps=0.1).",
 }
 OVERLONG_POLICIES = ("drop", "truncate", "error")
+AUTO_FRACTION = "auto"
+
+
+def fraction_or_auto(value: Any) -> float | str:
+    """``gpu_memory_utilization`` as given: a number in (0, 1], or ``"auto"``; anything else is refused naming both."""
+    if value == AUTO_FRACTION:
+        return AUTO_FRACTION
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
+        return float(value)
+    raise ConfigError(f"gpu_memory_utilization must be a fraction of the GPU's memory in (0, 1], e.g. 0.5, or 'auto' "
+                      f"(pre-flight sizes it from the model's config and the GPU); got {value!r}.")
 
 
 @dataclass
@@ -57,7 +68,7 @@ class RunConfig:
     group_steps: bool = field(default=True, metadata={"help": "trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps."})
     vllm_engine_kwargs: dict[str, Any] | None = field(default=None, metadata={"help": "trl + vLLM colocate: extra arguments for the vLLM engine TRL starts, on top of (or overriding) TRL's, e.g. {enforce_eager: true} or {kv_cache_dtype: fp8}."})
     fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
-    gpu_memory_utilization: float = field(default=0.5, metadata={"help": "Fraction of GPU memory vLLM may reserve."})
+    gpu_memory_utilization: float | str = field(default=0.5, metadata={"help": "Fraction of the GPU's total memory a vLLM engine in this process may reserve, or auto: pre-flight works out the model's weights + a generation round's KV cache + ~1 GiB for the engine's buffers from its config, and uses that share of this GPU, rounded up to the next 0.01."})
     max_seq_length: int = field(default=1024, metadata={"help": "Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k)."})
     chat_template: str | None = field(default=None, metadata={"help": "Chat template by name (chatml, llama-3.1, qwen2.5) or a .jinja file."})
     system_prompt: str | None = field(default=None, metadata={"help": "System prompt (default: the dataset's, the XML format prompt)."})
@@ -122,8 +133,7 @@ class RunConfig:
             raise ConfigError(f"overlong_prompts {self.overlong_prompts!r} is not one of {', '.join(OVERLONG_POLICIES)}.")
         if self.on_reward_error not in ("none", "zero", "raise"):
             raise ConfigError(f"on_reward_error {self.on_reward_error!r} is not one of none, zero, raise.")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}.")
+        fraction_or_auto(self.gpu_memory_utilization)
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
         if self.trace_step is not None and (not isinstance(self.trace_step, int) or self.trace_step < 1):

@@ -10,8 +10,8 @@ reserves memory the trainer then lacks. Pre-flight prints the numbers behind the
   the weights plus that: the *floor*);
 * the KV cache one generation round needs: every completion at full length after the longest prompt
   the round can hold (not the engine's model length, which is usually longer); with the weights and
-  an allowance for the engine's other buffers this is the *comfortable* size (:func:`auto_fraction`
-  rounds it up to a fraction);
+  an allowance for the engine's other buffers this is the *comfortable* size, the one ``auto`` picks
+  (:func:`auto_fraction`);
 
 and refuses a fraction that cannot hold the floor, naming the smallest fraction that can. It never
 refuses on the estimate of overheads, which depend on the vLLM version: that is a warning.
@@ -28,7 +28,7 @@ from .errors import PreflightError
 
 GIB = 2**30
 #: CUDA graphs, the activation workspace for vLLM's batched tokens and the sampler's buffers: an
-#: allowance for the warning, not a refusal (it varies with the vLLM version and the
+#: allowance for the warning and for ``auto``, not a refusal (it varies with the vLLM version and the
 #: model). Measured at 0.6 GiB for Qwen2.5-3B on vLLM 0.26 through TRL colocate on an H200 (fraction
 #: 0.05 = 7.0 GiB failed with 0.64 GiB left for KV cache beside 5.75 GiB of weights: 7.0 - 5.75 - 0.64);
 #: 1.0 leaves a margin for other models and versions.
@@ -133,8 +133,9 @@ def auto_fraction(need: VllmNeed, total_bytes: int) -> float:
     return min(1.0, hundredths / 100)
 
 
-def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[str, str | None]:
-    """(the line pre-flight prints, a warning or None); raises when the fraction cannot hold the floor."""
+def check_fraction(need: VllmNeed, fraction: float, total_bytes: int, *, auto: bool = False) -> tuple[str, str | None]:
+    """(the line pre-flight prints, a warning or None); raises when the fraction cannot hold the floor.
+    ``auto``: the fraction is :func:`auto_fraction`'s, and the line says so."""
 
     def frac(n: int) -> float:
         return n / total_bytes
@@ -144,12 +145,15 @@ def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[s
     line = (f"vLLM memory: {fraction:g} x {total_bytes / GIB:.1f} GiB = {given / GIB:.1f} GiB for weights {need.weights / GIB:.1f} GiB "
             f"+ KV cache {need.kv_round / GIB:.2f} GiB for a whole round (smallest fraction that starts: {frac(need.floor):.3f}; "
             f"with a round's KV and ~{ENGINE_ALLOWANCE_GIB} GiB for CUDA graphs and buffers: {frac(need.comfortable):.3f})")
+    if auto:
+        line += (f"; {fraction:g} chosen automatically (gpu_memory_utilization auto) from those {need.comfortable / GIB:.2f} GiB "
+                 f"of weights, a round's KV and the allowance, rounded up to the next 0.01")
     if given < need.floor:
         if need.floor > total_bytes:
             fix = "this GPU cannot hold them at any fraction: use --load-in-4bit, a shorter --max-seq-length or a larger GPU."
         else:
-            fix = (f"use --gpu-memory-utilization {suggested:g} to hold a whole round (at least {frac(need.floor):.3f} to start), "
-                   "or --load-in-4bit.")
+            fix = (f"use --gpu-memory-utilization {suggested:g} (what auto picks) to hold a whole round (at least "
+                   f"{frac(need.floor):.3f} to start), or --load-in-4bit.")
         raise PreflightError(
             f"gpu_memory_utilization {fraction:g} gives vLLM {given / GIB:.1f} GiB of this GPU's {total_bytes / GIB:.1f} GiB, less than "
             f"the model's weights ({need.weights / GIB:.1f} GiB) plus the KV cache of one full-length sequence "
@@ -157,7 +161,7 @@ def check_fraction(need: VllmNeed, fraction: float, total_bytes: int) -> tuple[s
         )
     warning = None
     if given < need.comfortable:
-        fix = (f"{suggested:g} would hold it." if need.comfortable <= total_bytes
+        fix = (f"{suggested:g} would hold it (what --gpu-memory-utilization auto picks)." if need.comfortable <= total_bytes
                else "not even the whole GPU would hold it: --load-in-4bit or fewer completions per generation round would.")
         warning = (f"gpu_memory_utilization {fraction:g} leaves vLLM less than a whole round's KV cache plus ~{ENGINE_ALLOWANCE_GIB} GiB "
                    f"for CUDA graphs and buffers; it may start and then generate a round in several batches, or fail. {fix}")

@@ -190,7 +190,7 @@ class VllmSetup:
     """What pre-flight needs to size a vLLM engine that will share this process's GPU."""
 
     model_path: str
-    fraction: float
+    fraction: float | str  # a number, or "auto": pre-flight picks it (the chosen number goes in the facts)
     total_bytes: int
     load_in_4bit: bool
     max_model_len: int  # the engine's longest sequence (prompt + completion)
@@ -199,7 +199,7 @@ class VllmSetup:
 
 def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightReport, max_prompt_length: int | None, world_size: int = 1) -> None:
     """Size vLLM's engine (:mod:`grpo_core.memory_plan`); the model length it should be given goes in
-    ``report.facts["vllm_memory"]["max_model_len"]``."""
+    ``report.facts["vllm_memory"]["max_model_len"]``, the fraction (``auto`` resolved) in ``["fraction"]``."""
     from . import memory_plan
 
     longest = report.facts["prompt_tokens"]["max"]
@@ -212,18 +212,25 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
     elif needed_len > max_len:
         report.warn(f"the longest prompt ({longest} tokens) plus max_completion_length comes to {needed_len} tokens, more than the "
                     f"engine's {max_len}; raise --max-seq-length or lower --max-prompt-length.")
-    facts: dict[str, Any] = {"max_model_len": max_len, "fraction": setup.fraction, "gpu_total_gib": round(setup.total_bytes / memory_plan.GIB, 1)}
+    auto = setup.fraction == "auto"
+    facts: dict[str, Any] = {"max_model_len": max_len, "fraction": setup.fraction, "fraction_auto": auto,
+                             "gpu_total_gib": round(setup.total_bytes / memory_plan.GIB, 1)}
     report.facts["vllm_memory"] = facts
     try:
         from transformers import AutoConfig
 
         shapes = memory_plan.Shapes.from_config(AutoConfig.from_pretrained(setup.model_path).to_dict())
     except Exception as exc:  # noqa: BLE001  (an exotic config: say so, do not block the run)
+        if auto:
+            raise PreflightError(f"gpu_memory_utilization auto: vLLM's memory cannot be sized from {setup.model_path!r}'s config "
+                                 f"({type(exc).__name__}: {exc}); pass a number instead, e.g. --gpu-memory-utilization 0.5.") from None
         report.say(f"vLLM memory: not sized ({type(exc).__name__}: {exc})")
         return
     per_process = report.facts["batch"]["completions_per_generation_round"] // max(1, world_size)
     need = memory_plan.vllm_need(shapes, sequences=per_process, max_len=max_len, round_len=needed_len, load_in_4bit=setup.load_in_4bit)
-    line, warning = memory_plan.check_fraction(need, setup.fraction, setup.total_bytes)
+    fraction = memory_plan.auto_fraction(need, setup.total_bytes) if auto else setup.fraction
+    facts["fraction"] = fraction
+    line, warning = memory_plan.check_fraction(need, fraction, setup.total_bytes, auto=auto)
     facts.update(weights_gib=round(need.weights / memory_plan.GIB, 2), kv_round_gib=round(need.kv_round / memory_plan.GIB, 2),
                  smallest_fraction=round(need.floor / setup.total_bytes, 4), comfortable_fraction=round(need.comfortable / setup.total_bytes, 4))
     report.say(line)

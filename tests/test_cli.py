@@ -151,6 +151,16 @@ def test_run_bad_selection_exits_2_with_one_clear_line(invoke, selection, messag
     assert "Traceback" not in res.output
 
 
+def test_run_gpu_memory_utilization_takes_a_fraction_or_auto(invoke):
+    res = invoke("run", "--gpu-memory-utilization", "half", "--dry-run")
+    assert res.exit_code == 2 and "in (0, 1], e.g. 0.5, or 'auto'" in res.stderr and "'half'" in res.stderr
+    res = invoke("run", "--gpu-memory-utilization", "1.5", "--dry-run")
+    assert res.exit_code == 2 and "got 1.5" in res.stderr
+    from grpo_core.commands.run import _FractionOrAuto
+
+    assert _FractionOrAuto().convert("auto", None, None) == "auto" and _FractionOrAuto().convert("0.3", None, None) == 0.3
+
+
 def test_run_reports_every_unknown_name_at_once(invoke):
     res = invoke("run", "--plugins", "nope1,xml,nope2", "--dry-run")
     assert res.exit_code == 2

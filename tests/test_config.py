@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from grpo_core.config import build_config
+from grpo_core.errors import ConfigError
 
 
 def test_an_explicit_null_unsets_a_preset_value(tmp_path):
@@ -19,3 +22,21 @@ def test_a_flag_left_out_is_none_and_changes_nothing():
     # named CLI flags arrive as None when not given: they must not wipe the preset
     cfg = build_config(preset="seed-qwen2.5-3b", flags={"max_prompt_length": None, "max_steps": None, "model": "x/y"})
     assert cfg.max_prompt_length == 256 and cfg.grpo["max_steps"] == 250 and cfg.model == "x/y"
+
+
+def test_gpu_memory_utilization_is_a_fraction_or_auto_from_every_source(tmp_path):
+    assert build_config().gpu_memory_utilization == 0.5  # the default stays the reference notebook's
+    assert build_config(sets=["gpu_memory_utilization=auto"]).validate(check_grpo_fields=False).gpu_memory_utilization == "auto"
+    assert build_config(flags={"gpu_memory_utilization": "auto"}).validate(check_grpo_fields=False).gpu_memory_utilization == "auto"
+    yml = tmp_path / "run.yaml"
+    yml.write_text("preset: seed-qwen2.5-3b\ngpu_memory_utilization: auto\n")
+    assert build_config(config_file=str(yml)).validate(check_grpo_fields=False).gpu_memory_utilization == "auto"
+    assert build_config(sets=["gpu_memory_utilization=1"]).validate(check_grpo_fields=False).gpu_memory_utilization == 1
+
+
+@pytest.mark.parametrize("value", ["half", "AUTO", "0", "1.5", "-0.1", "true"])
+def test_any_other_gpu_memory_utilization_names_both_valid_forms(value):
+    cfg = build_config(sets=[f"gpu_memory_utilization={value}"])
+    with pytest.raises(ConfigError) as err:
+        cfg.validate(check_grpo_fields=False)
+    assert "in (0, 1], e.g. 0.5, or 'auto'" in str(err.value) and repr(cfg.gpu_memory_utilization) in str(err.value)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from grpo_core.errors import PreflightError
-from grpo_core.memory_plan import GIB, Shapes, check_fraction, vllm_need
+from grpo_core.memory_plan import GIB, Shapes, auto_fraction, check_fraction, vllm_need
 from grpo_core.modelgen import SHAPES
 
 H200 = int(139.8 * GIB)
+H100 = int(79.6 * GIB)
 
 
 def shapes(name: str) -> Shapes:
@@ -57,7 +58,7 @@ def test_a_fraction_below_weights_plus_one_sequence_is_refused_with_the_fix():
         check_fraction(need_3b(), 0.03, H200)
     msg = str(err.value)
     assert "0.03 gives vLLM 4.2 GiB" in msg and "weights (5.7 GiB)" in msg
-    assert "--gpu-memory-utilization 0.06 to hold a whole round (at least 0.041 to start)" in msg
+    assert "--gpu-memory-utilization 0.06 (what auto picks) to hold a whole round (at least 0.041 to start)" in msg
 
 
 def test_a_model_no_fraction_can_hold_is_refused_without_suggesting_one():
@@ -69,6 +70,27 @@ def test_a_tight_fraction_warns_and_a_roomy_one_is_quiet():
     # floor 5.78 GiB (0.041 of an H200); comfortable 5.75 + 0.79 + 1.0 = 7.54 GiB (0.054)
     line, warning = check_fraction(need_3b(), 0.045, H200)
     assert "smallest fraction that starts: 0.041" in line and "~1.0 GiB for CUDA graphs and buffers: 0.054)" in line
-    assert warning and "0.06 would hold it" in warning
+    assert warning and "0.06 would hold it (what --gpu-memory-utilization auto picks)" in warning
     line, warning = check_fraction(need_3b(), 0.06, H200)
     assert warning is None and "0.06 x 139.8 GiB = 8.4 GiB for weights 5.7 GiB + KV cache 0.79 GiB for a whole round" in line
+
+
+def test_auto_picks_the_comfortable_share_rounded_up_to_a_hundredth():
+    # 3B bf16 on an H200: (5.75 + 0.79 + 1.0) / 139.8 = 0.054 -> 0.06 (fraction 0.05 was measured to run)
+    assert auto_fraction(need_3b(), H200) == 0.06
+    # the same need on an H100's 79.6 GiB: 7.54 / 79.6 = 0.095 -> 0.1
+    assert auto_fraction(need_3b(), H100) == 0.1
+    # 4-bit: (1.95 + 0.79 + 1.0) GiB -> 0.027 -> 0.03 of an H200, 0.047 -> 0.05 of an H100
+    assert (auto_fraction(need_3b(load_in_4bit=True), H200), auto_fraction(need_3b(load_in_4bit=True), H100)) == (0.03, 0.05)
+    # never below what it rounds, never above the whole GPU
+    for need, total in ((need_3b(), H200), (need_3b(), H100), (need_3b(load_in_4bit=True), H200)):
+        assert auto_fraction(need, total) * total >= need.comfortable > (auto_fraction(need, total) - 0.01) * total
+    assert auto_fraction(need_3b(), 4 * GIB) == 1.0
+
+
+def test_an_auto_fraction_says_so_and_does_not_warn():
+    line, warning = check_fraction(need_3b(), 0.06, H200, auto=True)
+    assert warning is None and line.startswith("vLLM memory: 0.06 x 139.8 GiB = 8.4 GiB")
+    assert line.endswith("; 0.06 chosen automatically (gpu_memory_utilization auto) from those 7.54 GiB of weights, "
+                         "a round's KV and the allowance, rounded up to the next 0.01")
+    assert "chosen automatically" not in check_fraction(need_3b(), 0.06, H200)[0]

@@ -445,6 +445,77 @@ def test_an_impossible_vllm_fraction_stops_the_run_before_loading(plugins_regist
         run(build_config(flags=flags), dry_run=True, echo=lambda s: None)
 
 
+def test_auto_fraction_is_chosen_by_preflight_and_given_to_the_trl_backend(plugins_registered, tiny_model, tmp_path, monkeypatch):
+    import trl
+
+    from grpo_core.train import run
+
+    _fake_gpu(monkeypatch, 24)
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "backend": "trl", "gpu_memory_utilization": "auto"}
+    lines: list[str] = []
+    info = run(build_config(flags=flags, sets=["use_vllm=true"]), dry_run=True, echo=lines.append)
+    facts = info["preflight"]["facts"]["vllm_memory"]
+    # the tiny model's weights and KV cache are a few MiB: the 1 GiB engine allowance of 24 GiB (0.042) -> 0.05
+    assert 0.041 < facts["comfortable_fraction"] < 0.042 and facts["fraction"] == 0.05 and facts["fraction_auto"] is True
+    assert info["config"]["gpu_memory_utilization"] == 0.05  # run.json records the number that ran, not "auto"
+    assert any(ln.strip().startswith("vLLM memory: 0.05 x 24.0 GiB = 1.2 GiB") and "0.05 chosen automatically" in ln for ln in lines)
+
+    # past pre-flight: the trl backend hands TRL the chosen number (stopped where GRPOConfig would be built)
+    class Stop(Exception):
+        pass
+
+    class StopAtGRPOConfig(trl.GRPOConfig):  # still GRPOConfig's fields for the config check
+        def __init__(self, **kwargs):
+            raise Stop(kwargs)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(trl, "GRPOConfig", StopAtGRPOConfig)
+    with pytest.raises(Stop) as stopped:
+        run(build_config(flags=flags, sets=["use_vllm=true"]), echo=lambda s: None)
+    assert stopped.value.args[0]["vllm_gpu_memory_utilization"] == 0.05
+    recorded = json.loads((tmp_path / "run.json").read_text())
+    assert recorded["grpo_config"]["vllm_gpu_memory_utilization"] == 0.05 and recorded["config"]["gpu_memory_utilization"] == 0.05
+
+
+def test_auto_fraction_that_cannot_be_sized_asks_for_a_number(plugins_registered, tiny_model, tmp_path, monkeypatch):
+    import grpo_core.memory_plan as memory_plan
+    from grpo_core.train import run
+
+    _fake_gpu(monkeypatch, 24)
+
+    def exotic(cfg):
+        raise ValueError("config.json lacks 'intermediate_size'; cannot size the model")
+
+    monkeypatch.setattr(memory_plan.Shapes, "from_config", staticmethod(exotic))
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "backend": "trl"}
+    with pytest.raises(PreflightError, match=r"auto: vLLM's memory cannot be sized .*lacks 'intermediate_size'.*pass a number instead"):
+        run(build_config(flags={**flags, "gpu_memory_utilization": "auto"}), dry_run=True, echo=lambda s: None)
+    lines: list[str] = []  # a number is used unsized, as before
+    info = run(build_config(flags=flags), dry_run=True, echo=lines.append)
+    assert info["preflight"]["facts"]["vllm_memory"]["fraction"] == 0.5 and any("vLLM memory: not sized" in ln for ln in lines)
+
+
+def test_auto_fraction_without_a_vllm_engine_changes_nothing(plugins_registered, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    # on CPU there is no engine to size: auto is left as it is and no backend reads it
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 1, "gpu_memory_utilization": "auto"}
+    info = run(build_config(flags=flags), echo=lambda s: None)
+    assert info["status"] == "finished" and "vllm_memory" not in info["preflight"]["facts"]
+    assert info["config"]["gpu_memory_utilization"] == "auto" and "vllm_gpu_memory_utilization" not in info["grpo_config"]
+
+
+def test_an_unresolved_auto_fraction_reaches_no_engine():
+    from grpo_core.train.backends import engine_fraction
+
+    auto = build_config(sets=["gpu_memory_utilization=auto"])
+    assert engine_fraction(build_config(), in_process=True) == 0.5
+    assert engine_fraction(auto, in_process=False) is None  # trl server mode, Unsloth without fast_inference
+    with pytest.raises(ConfigError, match="sized by pre-flight before the model loads.*pass a number"):
+        engine_fraction(auto, in_process=True)
+
+
 def test_trace_step_profiles_one_step_and_writes_its_summary(plugins_registered, tiny_model, tmp_path, capsys):
     from grpo_core.train import run
 

@@ -6,6 +6,27 @@ import click
 
 from ..cli import cli
 
+
+class _FractionOrAuto(click.ParamType):
+    """A number or ``auto``, checked as the config checks it (one message names both forms)."""
+
+    name = "fraction"
+
+    def convert(self, value, param, ctx):
+        from ..config import fraction_or_auto
+        from ..errors import ConfigError
+
+        if isinstance(value, str) and value != "auto":
+            try:
+                value = float(value)
+            except ValueError:
+                pass  # neither form: fraction_or_auto says what the two are
+        try:
+            return fraction_or_auto(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 # flag name -> config key; GRPOConfig fields go to RunConfig.grpo automatically
 _FLAG_KEYS = {
     "model": "model",
@@ -51,7 +72,8 @@ _FLAG_KEYS = {
 @click.option("--lora-r", type=int, help="LoRA rank.")
 @click.option("--load-in-4bit/--no-load-in-4bit", default=None, help="4-bit base weights (GPU).")
 @click.option("--fast-inference/--no-fast-inference", default=None, help="unsloth: vLLM generation in-process.")
-@click.option("--gpu-memory-utilization", type=float, help="Fraction of GPU memory vLLM may reserve.")
+@click.option("--gpu-memory-utilization", type=_FractionOrAuto(), metavar="FRACTION|auto",
+              help="Fraction of GPU memory vLLM may reserve, or auto: sized by pre-flight from the model's config and the GPU.")
 @click.option("--chat-template", help="chatml, llama-3.1, qwen2.5, or a .jinja file.")
 @click.option("--sft-warmup-steps", type=int, help="Supervised warm-up steps on reference solutions before GRPO.")
 @click.option("--limit", type=int, help="Use only the first N training rows.")

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import RunConfig
+from ..config import AUTO_FRACTION, RunConfig
 from ..errors import ConfigError
 
 
@@ -76,6 +76,17 @@ def colocated_vllm(cfg: RunConfig, backend: str) -> bool:
     if backend == "unsloth":
         return bool(cfg.fast_inference)
     return trl_uses_vllm(cfg, True) and cfg.vllm_mode == "colocate"
+
+
+def engine_fraction(cfg: RunConfig, in_process: bool) -> float | None:
+    """``cfg.gpu_memory_utilization`` for a vLLM engine. ``auto`` is resolved by pre-flight wherever an
+    engine shares this process's GPU; left unresolved it is None: no engine here reads it."""
+    if cfg.gpu_memory_utilization != AUTO_FRACTION:
+        return cfg.gpu_memory_utilization
+    if in_process:
+        raise ConfigError("gpu_memory_utilization 'auto' is sized by pre-flight before the model loads (as `grpo-core run` does); "
+                          "loading a model without it, pass a number, e.g. 0.5.")
+    return None
 
 
 def import_unsloth_first() -> None:
@@ -143,7 +154,10 @@ def load_trl(cfg: RunConfig, model_path: str) -> LoadedPolicy:
     if use_vllm:
         if not cuda:
             raise ConfigError("use_vllm needs a CUDA GPU; drop --use-vllm on CPU (HF generate is used).")
-        overrides.update(use_vllm=True, vllm_mode=cfg.vllm_mode, vllm_gpu_memory_utilization=cfg.gpu_memory_utilization)
+        overrides.update(use_vllm=True, vllm_mode=cfg.vllm_mode)
+        fraction = engine_fraction(cfg, in_process=cfg.vllm_mode == "colocate")
+        if fraction is not None:  # server mode: the server's own --gpu-memory-utilization applies
+            overrides["vllm_gpu_memory_utilization"] = fraction
     return LoadedPolicy("trl", model, tok, peft_config, GRPOTrainer, overrides, "cuda" if cuda else "cpu")
 
 
@@ -157,9 +171,11 @@ def load_unsloth(cfg: RunConfig, model_path: str) -> LoadedPolicy:
         load_in_4bit=cfg.load_in_4bit,
         fast_inference=cfg.fast_inference,
         max_lora_rank=cfg.lora.r,
-        gpu_memory_utilization=cfg.gpu_memory_utilization,
         random_state=cfg.seed,
     )
+    fraction = engine_fraction(cfg, in_process=cfg.fast_inference)
+    if fraction is not None:  # without fast_inference there is no engine to size
+        kwargs["gpu_memory_utilization"] = fraction
     if cfg.load_in_fp8:
         kwargs["load_in_fp8"] = True
     model, tok = FastLanguageModel.from_pretrained(**kwargs)

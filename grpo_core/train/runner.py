@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import RunConfig
+from ..config import AUTO_FRACTION, RunConfig
 from ..datasets import content_hash, parse_dataset_spec
 from ..engine import RewardEngine
 from ..errors import ConfigError, PreflightError
@@ -108,6 +109,9 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
             model_path, cfg.gpu_memory_utilization, gpu_total_bytes(), cfg.load_in_4bit, max_model_len=trl_len or cfg.max_seq_length, grow_to_fit=backend == "trl" and trl_len is None,
         )
     dataset, pre = preflight.run_all(dataset, tokenizer, engine, cfg, grpo_kwargs, world, echo=echo, vllm=vllm_setup)
+    if vllm_setup is not None and cfg.gpu_memory_utilization == AUTO_FRACTION:
+        # the number pre-flight chose is the one every later reader sees: the backends, run.json
+        cfg = dataclasses.replace(cfg, gpu_memory_utilization=pre.facts["vllm_memory"]["fraction"])
     if vllm_setup is not None and backend == "trl":
         # TRL leaves vLLM's model length at the config's (32k tokens for Qwen2.5), and vLLM will not start
         # without KV room for one such sequence (1.1 GiB at 3B). max_seq_length, as on the Unsloth
