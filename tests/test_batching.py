@@ -1,4 +1,4 @@
-"""Per-chunk padding trim and whole-group steps (grpo_core.train.batching)."""
+"""Per-chunk padding trim, whole-group steps and the longest-first round (grpo_core.train.batching)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ torch.set_num_threads(1)
 
 from tiny_models import build_tiny_qwen2  # noqa: E402
 
-from grpo_core.train.batching import group_permutation, grouped_shuffle, leading_padding, trimmed_logps  # noqa: E402
+from grpo_core.train.batching import (  # noqa: E402
+    LongestFirstSampler,
+    group_permutation,
+    grouped_shuffle,
+    leading_padding,
+    longest_first_swap,
+    trimmed_logps,
+)
 
 
 def test_leading_padding_counts_columns_that_are_padding_in_every_row():
@@ -94,3 +101,62 @@ def test_grouped_shuffle_keeps_rows_together_and_falls_back():
     called = []
     grouped_shuffle(5, fallback=lambda d: called.append(True) or d)(rows)
     assert called == [True]
+
+
+def _rounds(seq, per_round):
+    return [seq[i : i + per_round] for i in range(0, len(seq), per_round)]
+
+
+@pytest.mark.parametrize(
+    "n, mini, batch, repeat, shuffle",
+    [(12, 1, 3, 1, True), (12, 4, 2, 1, True), (12, 2, 3, 2, True), (10, 3, 4, 2, True), (9, 2, 3, 3, False)],
+)
+def test_longest_first_puts_the_longest_prompts_in_the_first_round_only(n, mini, batch, repeat, shuffle):
+    from collections import Counter
+
+    from trl.trainer.utils import RepeatSampler
+
+    lengths = [(7 * i) % 13 + 1 for i in range(n)]  # distinct-ish lengths in a scrambled order
+    base = RepeatSampler(list(range(n)), mini_repeat_count=mini, batch_size=batch, repeat_count=repeat, shuffle=shuffle, seed=3)
+    ref = RepeatSampler(list(range(n)), mini_repeat_count=mini, batch_size=batch, repeat_count=repeat, shuffle=shuffle, seed=3)
+    wrapped = LongestFirstSampler(base, lengths)
+    assert len(wrapped) == len(ref)
+    first, ref_first = list(wrapped), list(ref)
+    per_round = batch * mini * repeat
+    assert len(first) == len(ref_first)
+    head, ref_head = _rounds(first, per_round)[0], _rounds(ref_first, per_round)[0]
+    top = sorted(lengths, reverse=True)[:batch]
+    assert sorted((lengths[i] for i in set(head)), reverse=True) == top
+    assert sorted(lengths[i] for i in set(ref_head)) != sorted(top)  # the case is not trivially true
+    # the round keeps TRL's shape: each prompt mini times in a row, the block repeated
+    assert head == [i for _ in range(repeat) for i in dict.fromkeys(head) for _ in range(mini)]
+    # every prompt as often as its swap partner was: the epoch's counts are TRL's, relabelled
+    assert sorted(Counter(first).values()) == sorted(Counter(ref_first).values())
+    if n % batch == 0:
+        assert Counter(first) == Counter(ref_first)
+    # later rounds and epochs: TRL's order (up to the swapped labels in the first epoch)
+    swap = longest_first_swap(list(dict.fromkeys(ref_head)), lengths)
+    assert first == [swap.get(i, i) for i in ref_first]
+    assert list(wrapped) == list(ref) and list(wrapped) == list(ref)
+
+
+def test_longest_first_keeps_a_longest_prompt_that_is_already_in_the_round():
+    lengths = [5, 50, 7, 40, 3, 9]
+    swap = longest_first_swap([1, 2, 4], lengths)  # 1 is the longest and stays; 3 and 5 come in
+    assert 1 not in swap
+    assert swap == {3: 2, 2: 3, 5: 4, 4: 5}
+    assert longest_first_swap([3, 1, 5], lengths) == {}  # already the longest: nothing moves
+
+
+def test_longest_first_passes_through_what_it_cannot_read():
+    class Plain:
+        def __iter__(self):
+            return iter([2, 0, 1])
+
+        def __len__(self):
+            return 3
+
+    s = LongestFirstSampler(Plain(), [1, 2, 3])
+    assert list(s) == [2, 0, 1] and len(s) == 3
+    with pytest.raises(AttributeError):
+        s.generator

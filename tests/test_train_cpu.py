@@ -529,3 +529,58 @@ def test_trace_step_profiles_one_step_and_writes_its_summary(plugins_registered,
     assert trace["top"][0]["self_cpu_ms"] >= trace["top"][-1]["self_cpu_ms"]
     assert "trace of step 2:" in capsys.readouterr().out
     assert not (tmp_path / "trace-step-1.json").exists()
+
+
+class LengthsDataset(toy_plugin.ToyDataset):
+    """Sums whose questions grow with a padding phrase, lengths in a scrambled order."""
+
+    name = "lengths"
+
+    def rows(self, split, **options):
+        for i in range(16):
+            words = "very " * ((i * 5) % 16)
+            yield {"question": f"What is a {words}small sum, {i} + 1?", "answer": str(i + 1), "id": f"{split}-{i}", "solution": toy_plugin.format_xml(f"{i} + 1", i + 1)}
+
+
+class LengthsPlugin:
+    __name__ = "lengths_plugin"
+
+    @hookimpl
+    def register_datasets(self, register):
+        register(LengthsDataset())
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_longest_first_puts_the_longest_prompts_in_the_first_round(plugins_registered, tiny_model, tmp_path, monkeypatch, on):
+    import grpo_core.train.trl_glue as glue
+    from grpo_core.train import run
+
+    seen: list[list[str]] = []
+    real_make = glue.EngineRewardFuncs._make
+
+    def make(self, index, name):
+        reward = real_make(self, index, name)
+
+        def recording(prompts=None, completions=None, **kwargs):
+            if index == 0:
+                seen.append([p[-1]["content"] for p in prompts])
+            return reward(prompts=prompts, completions=completions, **kwargs)
+
+        recording.__name__ = name
+        return recording
+
+    monkeypatch.setattr(glue.EngineRewardFuncs, "_make", make)
+    pm.register(LengthsPlugin(), name="lengths_plugin")
+    lines: list[str] = []
+    try:
+        flags = {**RUN_FLAGS, "dataset": "lengths:train", "plugins": "short_reward", "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 1, "longest_first": on}
+        info = run(build_config(flags=flags), echo=lines.append)
+    finally:
+        pm.unregister(name="lengths_plugin")
+    assert info["status"] == "finished" and info["global_step"] == 1
+    questions = [row["question"] for row in LengthsDataset().rows("train")]
+    longest = sorted(questions, key=len)[-2:]  # 8 completions / 4 generations: 2 prompts a round
+    first_round = seen[0]
+    assert len(first_round) == 8 and all(first_round.count(q) == 4 for q in set(first_round))
+    assert (sorted(set(first_round)) == sorted(longest)) is on
+    assert any(line.startswith("longest_first: the first generation round holds the 2 longest prompts") for line in lines) is on

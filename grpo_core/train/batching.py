@@ -13,6 +13,9 @@ backend:
   complete groups of ``num_generations`` completions, as it does when generating every step (one
   prompt × 8 per step at the reference settings), and each chunk has one prompt's width.
   ``group_steps``.
+
+And :class:`LongestFirstSampler` — the first generation round holds the dataset's longest prompts,
+so a run that runs out of memory on long sequences does so at step 1. ``longest_first``.
 """
 
 from __future__ import annotations
@@ -83,3 +86,66 @@ def grouped_shuffle(group: int, fallback: Callable) -> Callable:
         return fallback(seq_dict) if perm is None else permute_sequence_dict(seq_dict, perm)
 
     return shuffle
+
+
+def longest_first_swap(first_round: list[int], lengths: list[int]) -> dict[int, int]:
+    """Dataset-index swaps that put the ``len(first_round)`` longest prompts in the first round.
+
+    ``first_round`` holds the round's distinct prompt indices; ``lengths`` the prompt token counts,
+    by dataset index. A longest prompt already in the round stays where it is; each other one
+    trades places with a round member that is not among the longest. Returns a map that is its own
+    inverse (indices it does not name stay themselves).
+    """
+    k = len(first_round)
+    longest = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))[:k]
+    top, members = set(longest), set(first_round)
+    incoming = [i for i in longest if i not in members]
+    outgoing = [i for i in first_round if i not in top]
+    swap: dict[int, int] = {}
+    for a, b in zip(incoming, outgoing):
+        swap[a], swap[b] = b, a
+    return swap
+
+
+class LongestFirstSampler:
+    """Wraps TRL's ``RepeatSampler`` so the first generation round holds the longest prompts.
+
+    On the first ``__iter__`` only, the first round's distinct prompts (``batch_size`` of them,
+    repeated ``mini_repeat_count`` × ``repeat_count`` times) trade dataset indices with the longest
+    ones (:func:`longest_first_swap`); the swap is applied to that whole epoch, so every prompt
+    appears as often as without it and the rest of the order is TRL's. Later epochs pass through.
+    Every process builds the same sampler with the same seed, so all agree on the swap. Other
+    attributes (``generator``, which accelerate synchronises) are the base sampler's.
+    """
+
+    def __init__(self, base, lengths: list[int]) -> None:
+        self.base = base
+        self.lengths = list(lengths)
+        self._epochs = 0
+        self.first_round: list[int] | None = None  # after the first epoch starts: the round's prompts
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, name: str):
+        if name == "base":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def __iter__(self):
+        self._epochs += 1
+        it = iter(self.base)
+        per_round = getattr(self.base, "batch_size", 0) * getattr(self.base, "mini_repeat_count", 0) * getattr(self.base, "repeat_count", 1)
+        if self._epochs > 1 or per_round <= 0 or len(self.lengths) != getattr(self.base, "num_samples", len(self.lengths)):
+            yield from it
+            return
+        from itertools import islice
+
+        head = list(islice(it, per_round))
+        drawn = list(dict.fromkeys(head))  # the round's distinct prompts, in TRL's order
+        swap = longest_first_swap(drawn, self.lengths)
+        self.first_round = [swap.get(i, i) for i in drawn]
+        for i in head:
+            yield swap.get(i, i)
+        for i in it:
+            yield swap.get(i, i)

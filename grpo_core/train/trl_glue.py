@@ -62,11 +62,13 @@ class EngineRewardFuncs:
         return m
 
 
-def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False):
+def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False, first_round_lengths: list[int] | None = None):
     """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
     times. With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
     exactly as Unsloth makes it) it also cuts each forward pass to its own longest prompt, or keeps
-    prompt groups whole per step (:mod:`grpo_core.train.batching`)."""
+    prompt groups whole per step (:mod:`grpo_core.train.batching`). With ``first_round_lengths``
+    (the training prompts' token counts, both backends) the first generation round holds the
+    longest prompts (:class:`~grpo_core.train.batching.LongestFirstSampler`)."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
@@ -112,6 +114,15 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
                     return super()._prepare_inputs(*args, **kwargs)
                 finally:
                     grpo_module.shuffle_sequence_dict = original
+
+        cls = GrpoCoreTrainer
+    if first_round_lengths is not None:
+
+        class GrpoCoreTrainer(cls):  # noqa: F811
+            def _get_train_sampler(self, *args, **kwargs):
+                from .batching import LongestFirstSampler
+
+                return LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths)
 
         cls = GrpoCoreTrainer
     cls.__name__ = f"GrpoCore{base.__name__}"
