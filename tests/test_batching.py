@@ -119,9 +119,12 @@ def test_longest_first_puts_the_longest_prompts_in_the_first_round_only(n, mini,
     lengths = [(7 * i) % 13 + 1 for i in range(n)]  # distinct-ish lengths in a scrambled order
     base = RepeatSampler(list(range(n)), mini_repeat_count=mini, batch_size=batch, repeat_count=repeat, shuffle=shuffle, seed=3)
     ref = RepeatSampler(list(range(n)), mini_repeat_count=mini, batch_size=batch, repeat_count=repeat, shuffle=shuffle, seed=3)
-    wrapped = LongestFirstSampler(base, lengths)
+    told = []
+    wrapped = LongestFirstSampler(base, lengths, report=told.append)
     assert len(wrapped) == len(ref)
     first, ref_first = list(wrapped), list(ref)
+    top_k = sorted(lengths, reverse=True)[:batch]
+    assert told == [f"longest_first: the first generation round holds the {batch} longest prompts ({top_k[-1]}-{top_k[0]} tokens)"]
     per_round = batch * mini * repeat
     assert len(first) == len(ref_first)
     head, ref_head = _rounds(first, per_round)[0], _rounds(ref_first, per_round)[0]
@@ -138,6 +141,7 @@ def test_longest_first_puts_the_longest_prompts_in_the_first_round_only(n, mini,
     swap = longest_first_swap(list(dict.fromkeys(ref_head)), lengths)
     assert first == [swap.get(i, i) for i in ref_first]
     assert list(wrapped) == list(ref) and list(wrapped) == list(ref)
+    assert len(told) == 1  # said once, when the first epoch starts
 
 
 def test_longest_first_keeps_a_longest_prompt_that_is_already_in_the_round():
@@ -156,7 +160,10 @@ def test_longest_first_passes_through_what_it_cannot_read():
         def __len__(self):
             return 3
 
-    s = LongestFirstSampler(Plain(), [1, 2, 3])
+    told = []
+    s = LongestFirstSampler(Plain(), [1, 2, 3], report=told.append)
     assert list(s) == [2, 0, 1] and len(s) == 3
+    # it says so, rather than letting a run believe its longest prompts came first
+    assert len(told) == 1 and told[0].startswith("longest_first: not applied: the trainer's sampler (Plain)")
     with pytest.raises(AttributeError):
         s.generator

@@ -118,9 +118,10 @@ class LongestFirstSampler:
     attributes (``generator``, which accelerate synchronises) are the base sampler's.
     """
 
-    def __init__(self, base, lengths: list[int]) -> None:
+    def __init__(self, base, lengths: list[int], report: Callable[[str], None] | None = None) -> None:
         self.base = base
         self.lengths = list(lengths)
+        self.report = report  # told once, when the first epoch starts, whether the swap was applied
         self._epochs = 0
         self.first_round: list[int] | None = None  # after the first epoch starts: the round's prompts
 
@@ -136,7 +137,12 @@ class LongestFirstSampler:
         self._epochs += 1
         it = iter(self.base)
         per_round = getattr(self.base, "batch_size", 0) * getattr(self.base, "mini_repeat_count", 0) * getattr(self.base, "repeat_count", 1)
-        if self._epochs > 1 or per_round <= 0 or len(self.lengths) != getattr(self.base, "num_samples", len(self.lengths)):
+        if self._epochs > 1:
+            yield from it
+            return
+        if per_round <= 0 or len(self.lengths) != getattr(self.base, "num_samples", len(self.lengths)):
+            self._tell(f"longest_first: not applied: the trainer's sampler ({type(self.base).__name__}) is not TRL's RepeatSampler "
+                       f"over these {len(self.lengths)} prompts; TRL's order is used")
             yield from it
             return
         from itertools import islice
@@ -145,7 +151,13 @@ class LongestFirstSampler:
         drawn = list(dict.fromkeys(head))  # the round's distinct prompts, in TRL's order
         swap = longest_first_swap(drawn, self.lengths)
         self.first_round = [swap.get(i, i) for i in drawn]
+        firsts = [self.lengths[i] for i in self.first_round]
+        self._tell(f"longest_first: the first generation round holds the {len(firsts)} longest prompts ({min(firsts)}-{max(firsts)} tokens)")
         for i in head:
             yield swap.get(i, i)
         for i in it:
             yield swap.get(i, i)
+
+    def _tell(self, line: str) -> None:
+        if self.report is not None:
+            self.report(line)

@@ -186,7 +186,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     clock = PhaseClock(sync_cuda=cfg.profile).install()
     on_trl = backend == "trl"
     Trainer = make_trainer_class(policy.trainer_base, trim_padding=on_trl and cfg.trim_padding, group_steps=on_trl and cfg.group_steps,
-                                 first_round_lengths=_longest_first_lengths(cfg, dataset, policy.tokenizer, pre.facts, resume, echo))
+                                 first_round_lengths=_longest_first_lengths(cfg, dataset, policy.tokenizer, resume, echo), echo=echo)
     if cfg.vllm_engine_kwargs and not on_trl:
         echo("vllm_engine_kwargs: ignored on the unsloth backend (Unsloth starts its own engine with fast_inference)")
     callbacks = [progress, stop, clock]
@@ -266,22 +266,18 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     return info.data
 
 
-def _longest_first_lengths(cfg: RunConfig, dataset, tokenizer, facts: dict, resume: bool, echo) -> list[int] | None:
-    """The training prompts' token counts when ``longest_first`` is on (None: TRL's order as it is)."""
+def _longest_first_lengths(cfg: RunConfig, dataset, tokenizer, resume: bool, echo) -> list[int] | None:
+    """The training prompts' token counts when ``longest_first`` is on (None: TRL's order as it is).
+    The sampler says, when training starts, which prompts the first round holds."""
     if not cfg.longest_first:
         return None
     from ..preflight import prompt_lengths
 
-    lengths = prompt_lengths(tokenizer, dataset["prompt"])
     if resume:
         # the first round has already run; the swap stays, so the resumed epoch has the interrupted run's
         # order and the batches the trainer skips are the ones it trained (not a second, different order)
         echo("longest_first: the first generation round has already run; its order is kept so the resumed epoch matches")
-        return lengths
-    k = min(len(lengths), facts.get("batch", {}).get("prompts_per_generation_round", 1))
-    top = sorted(lengths, reverse=True)[:k]
-    echo(f"longest_first: the first generation round holds the {k} longest prompts ({top[-1]}-{top[0]} tokens)")
-    return lengths
+    return prompt_lengths(tokenizer, dataset["prompt"])
 
 
 def _silent(_line: str) -> None:

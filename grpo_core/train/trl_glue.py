@@ -9,7 +9,7 @@ runs them concurrently, and the others read the cached result.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..engine import RewardEngine
 from ..extract import completion_text
@@ -62,13 +62,15 @@ class EngineRewardFuncs:
         return m
 
 
-def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False, first_round_lengths: list[int] | None = None):
+def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False, first_round_lengths: list[int] | None = None,
+                       echo: Callable[[str], None] | None = None):
     """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
     times. With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
     exactly as Unsloth makes it) it also cuts each forward pass to its own longest prompt, or keeps
     prompt groups whole per step (:mod:`grpo_core.train.batching`). With ``first_round_lengths``
     (the training prompts' token counts, both backends) the first generation round holds the
-    longest prompts (:class:`~grpo_core.train.batching.LongestFirstSampler`)."""
+    longest prompts (:class:`~grpo_core.train.batching.LongestFirstSampler`), which tells ``echo``
+    whether it could apply the swap."""
 
     class GrpoCoreTrainer(base):
         _grpo_core_rewards: EngineRewardFuncs | None = None
@@ -122,7 +124,7 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
             def _get_train_sampler(self, *args, **kwargs):
                 from .batching import LongestFirstSampler
 
-                return LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths)
+                return LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths, report=echo)
 
         cls = GrpoCoreTrainer
     cls.__name__ = f"GrpoCore{base.__name__}"
