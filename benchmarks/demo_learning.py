@@ -60,7 +60,7 @@ def window_means(history: list[dict], frac: float = 0.1) -> dict:
 
 
 def run_seed(seed: int, out_root: Path, max_steps: int | None, eval_limit: int | None, threads: int | None, sets: list[str] | None = None) -> dict:
-    from grpo_core.config import build_config
+    from grpo_core.config.settings import build_config
     from grpo_core.train.runner import run
 
     flags = {"seed": seed, "output_dir": str(out_root / f"seed{seed}"), "report": False}
@@ -99,7 +99,7 @@ def summarize(runs: list[dict]) -> dict:
             return None
         return {"mean": statistics.mean(xs), "min": min(xs), "max": max(xs), "stdev": statistics.stdev(xs) if len(xs) > 1 else 0.0}
 
-    from grpo_core.builtin.tiny_recipe import MAX_FORMAT_REWARD
+    from grpo_core.config.tiny_recipe import MAX_FORMAT_REWARD
 
     s = {k: stats(k) for k in ("before", "after", "delta", "reward_first", "reward_last", "format_last", "wall_s", "s_per_step")}
     fl = s["format_last"]["mean"] if s["format_last"] else 0.0

@@ -12,9 +12,9 @@ Unsloth patches never touch another), all paths in one invocation:
 * ``trl_vllm``     raw TRL + PEFT, vLLM colocate;
 * ``unsloth_vllm`` raw Unsloth + vLLM fast_inference, written as the reference notebook does it.
 
-Reference settings: random-weight model with the real Qwen2.5 shapes (grpo_core.modelgen) and,
+Reference settings: random-weight model with the real Qwen2.5 shapes (grpo_core.testing.modelgen) and,
 by default, a BPE tokenizer trained on GSM8K text so prompts are as long in tokens as under
-Qwen2.5's own (``--tokenizer bytes``: one token per byte, as sessions 1-3 measured),
+Qwen2.5's own (``--tokenizer bytes``: one token per byte, as the H200 runs of 2026-11-21 before 18:36 measured),
 LoRA r=64 on the seven projections, 8 generations, 200 completion tokens, adamw_8bit,
 1 prompt per step (``--prompts 8 --max-tokens 512`` for the throughput setting).
 A path may carry settings for that path alone, ``name[key=value;key=value]``: GRPOConfig
@@ -45,7 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from grpo_core.train.backends import cuda_available  # noqa: E402
+from grpo_core.runtime.hardware import cuda_available  # noqa: E402
 VLLM_PATHS = {"trl_vllm", "unsloth_vllm", "grpo_core", "grpo_core_trl"}
 PATH_SPEC = re.compile(r"\s*(\w+)(?:\[([^\]]*)\])?\s*(?:,|$)")
 
@@ -135,14 +135,14 @@ def _dataset(n):
 
 def weight_bytes(shape: str, four_bit: bool) -> int:
     """The weights vLLM must hold: a fraction below them cannot start, for any path (saves a model load per try)."""
-    from grpo_core.memory_plan import Shapes
-    from grpo_core.modelgen import SHAPES
+    from grpo_core.train.memory_plan import Shapes
+    from grpo_core.testing.modelgen import SHAPES
 
     return Shapes.from_config(SHAPES[shape]).weight_bytes(four_bit)
 
 
 def gpu_total_bytes() -> int:
-    from grpo_core.memory_plan import gpu_total_bytes as total
+    from grpo_core.train.memory_plan import gpu_total_bytes as total
 
     return total() if cuda_available() else 2**62  # no GPU: nothing to skip
 
@@ -165,7 +165,7 @@ def measure_prompts(model: str) -> dict:
     """Token counts of the benchmark's prompts, as every path renders them (pre-flight's count)."""
     from transformers import AutoTokenizer
 
-    from grpo_core.preflight import length_stats, prompt_lengths
+    from grpo_core.train.preflight import length_stats, prompt_lengths
 
     return length_stats(prompt_lengths(AutoTokenizer.from_pretrained(model), _dataset(PROMPTS)["prompt"]))
 
@@ -195,7 +195,7 @@ def worker(a) -> dict:
     t_setup = time.perf_counter()
     spg = int(settings.get("steps_per_generation") or 1)
     if a.worker.startswith("grpo_core"):
-        from grpo_core.config import build_config
+        from grpo_core.config.settings import build_config
         from grpo_core.train import run
 
         flags = {
@@ -405,7 +405,7 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.1,0.2,0.35", help="vLLM memory fractions to try, smallest first")
     ap.add_argument("--tokenizer", choices=("gsm8k-bpe", "bytes"), default="gsm8k-bpe",
                     help="the random model's tokenizer: a BPE trained on GSM8K's training text, digits one by one (prompts about as long "
-                         "as under Qwen2.5's own tokenizer; the default since session 3), or one token per byte (sessions 1-3: prompts 3-4x longer)")
+                         "as under Qwen2.5's own tokenizer; the default since the H200 run of 2026-11-21 16:28), or one token per byte (the H200 runs of 2026-11-21 before 18:36: prompts 3-4x longer)")
     ap.add_argument("--model-dir", default="/tmp/bench-models")
     ap.add_argument("--out", default=None)
     ap.add_argument("--report", nargs="+", metavar="JSON", help="only draw the chart and print the table of earlier results")
@@ -422,7 +422,7 @@ def main() -> None:
         print("RESULT " + json.dumps(res), flush=True)
         return
     paths = parse_paths(a.paths)
-    from grpo_core.modelgen import build_random_model
+    from grpo_core.testing.modelgen import build_random_model
 
     model = str(build_random_model(Path(a.model_dir) / model_dir_name(a.shape, a.tokenizer), a.shape, corpus=tokenizer_corpus(a.tokenizer)))
     prompt_tokens = measure_prompts(model)
@@ -445,7 +445,7 @@ def main() -> None:
             if frac and frac * gpu_total < weights:
                 print(f"{name:40s} frac {frac:<5} skipped: {frac * gpu_total / 2**30:.1f} GiB cannot hold the weights ({weights / 2**30:.1f} GiB)", flush=True)
                 results.append({"path": path, "settings": settings, "vllm_fraction": frac, "failed": True, "repeat": rep,
-                                "stderr_tail": "not run: the fraction cannot hold the weights (grpo_core.memory_plan)"})
+                                "stderr_tail": "not run: the fraction cannot hold the weights (grpo_core.train.memory_plan)"})
                 continue
             cmd = [sys.executable, __file__, "--worker", path, "--settings", json.dumps(settings), "--model", model, "--fraction", str(frac),
                    "--steps", str(steps), "--prompts", str(a.prompts), "--max-tokens", str(a.max_tokens), "--optim", a.optim]

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def batch(n: int):
-    from grpo_core.prompts import format_xml
+    from grpo_core.kit.prompts import format_xml
 
     comps, answers = [], []
     for i in range(n):
@@ -36,7 +36,7 @@ def batch(n: int):
 
 
 def measure(selection: str, n: int, reps: int) -> dict:
-    from grpo_core.engine import RewardEngine
+    from grpo_core.rewards.engine import RewardEngine
     from grpo_core.train.trl_glue import EngineRewardFuncs
 
     engine = RewardEngine.from_selection(selection)

@@ -54,7 +54,7 @@ def _thousands(a: str) -> str:
 def gsm8k_inputs(limit: int | None):
     from grpo_rewards_math.datasets import DATA, gsm8k_gold
 
-    from grpo_core.datasets import read_jsonl
+    from grpo_core.kit.datasets import read_jsonl
 
     golds = [gsm8k_gold(r["answer"]) for r in read_jsonl(DATA / "gsm8k" / "test.jsonl")][:limit]
     comps = []
@@ -87,7 +87,7 @@ def _restyle_latex(g: str, i: int) -> str:
 def math_inputs(limit: int | None):
     from grpo_rewards_math.datasets import DATA
 
-    from grpo_core.datasets import read_jsonl
+    from grpo_core.kit.datasets import read_jsonl
 
     golds = [r["answer"] for r in read_jsonl(DATA / "math500" / "test.jsonl")][:limit]
     comps = []
@@ -122,7 +122,7 @@ def _clear_caches():
 
 
 def bench_ours(verifier_cls, golds, comps, batch=64, **kw):
-    from grpo_core.deadline import get_pool
+    from grpo_core.runtime.deadline import get_pool
 
     get_pool().map(len, [("warm",)] * 2, timeout=120)  # start the workers outside the timing
     v = verifier_cls(**kw)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from grpo_core import hookimpl
-from grpo_core.extract import completion_text, last_tag_block
+from grpo_core.kit import completion_text, last_tag_block
 
 #: reasoning longer than this many words earns nothing
 MAX_WORDS = 60

@@ -12,19 +12,8 @@ class GrpoCoreError(Exception):
     exit_code = 2
 
 
-# Names that the project's own plugin distributions provide: an unknown name
-# from this list most likely means the plugin is not installed.
-KNOWN_PROVIDERS = {
-    ("reward", "correctness"): "grpo-rewards-math",
-    ("reward", "int"): "grpo-rewards-math",
-    ("reward", "graded_correctness"): "grpo-rewards-math",
-    ("verifier", "gsm8k"): "grpo-rewards-math",
-    ("verifier", "aime"): "grpo-rewards-math",
-    ("verifier", "math"): "grpo-rewards-math",
-    ("dataset", "gsm8k"): "grpo-rewards-math",
-    ("dataset", "aime"): "grpo-rewards-math",
-    ("dataset", "math500"): "grpo-rewards-math",
-}
+#: the kinds of names that plugins register (an unknown one may mean a plugin is not installed)
+PLUGIN_KINDS = ("reward", "verifier", "dataset")
 
 
 class UnknownNameError(GrpoCoreError, KeyError):
@@ -32,12 +21,11 @@ class UnknownNameError(GrpoCoreError, KeyError):
         available = sorted(set(available))
         close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
         msg = f"unknown {kind} {name!r}."
-        provider = KNOWN_PROVIDERS.get((kind, name))
-        if provider:
-            msg += f" It comes from the {provider} plugin: `pip install {provider}` (or check GRPO_CORE_LOAD_PLUGINS)."
         if close:
             msg += f" Did you mean {', '.join(repr(c) for c in close)}?"
         msg += f" Available {kind}s: {', '.join(available) if available else '(none installed)'}."
+        if kind in PLUGIN_KINDS:
+            msg += " If a plugin provides it, `pip install` that plugin (or check GRPO_CORE_LOAD_PLUGINS)."
         msg += f" Run `grpo-core {kind}s` to list them with their plugins."
         super().__init__(msg)
         self.kind, self.name, self.available, self.close = kind, name, available, close

@@ -153,7 +153,7 @@ def teacher_reply(row: dict, rng: random.Random, error_rate: float) -> str:
     The arithmetic of a flawed reply is still right for what it wrote, and its format
     is perfect; only the reward (the verifier) can tell it is wrong.
     """
-    from grpo_core.prompts import format_xml
+    from grpo_core.kit.prompts import format_xml
 
     kind, q = row["kind"], row["question"]
     misread = kind in ("sub", "add_sub", "sub_add") and any(v in q for v in MISREAD_VERBS)
@@ -192,9 +192,9 @@ def evaluate(model, tok, rows, *, batch_size: int = 250, max_new_tokens: int = 4
     """Greedy held-out accuracy (the arithmetic verifier) and strict-format rate."""
     import torch
 
-    from grpo_core.builtin.arithmetic import ArithmeticVerifier
-    from grpo_core.builtin.format_rewards import strict_format
-    from grpo_core.prompts import chat_prompt
+    from grpo_core.default_plugins.arithmetic import ArithmeticVerifier
+    from grpo_core.default_plugins.format_rewards import strict_format
+    from grpo_core.kit.prompts import chat_prompt
 
     verifier = ArithmeticVerifier()
     model.eval()
@@ -256,8 +256,8 @@ def main(argv=None) -> int:
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    from grpo_core.builtin.arithmetic import problems
-    from grpo_core.prompts import XML_SYSTEM_PROMPT, chat_prompt
+    from grpo_core.default_plugins.arithmetic import problems
+    from grpo_core.kit.prompts import XML_SYSTEM_PROMPT, chat_prompt
 
     torch.set_num_threads(args.threads)
     random.seed(args.seed)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,7 @@ def plugin_state(monkeypatch):
     ``load(value)`` that sets (or, with ``None``, unsets) the variable,
     forgets loaded plugins and returns the freshly collected registries.
     """
-    from grpo_core import plugins
+    import grpo_core.plugins as plugins
 
     monkeypatch.setenv(plugins.LOAD_ENV, "")
     plugins.reset_for_tests()
@@ -55,34 +54,21 @@ def plugin_state(monkeypatch):
 
 
 @pytest.fixture
-def register_plugin(plugin_state):
-    """Register throwaway plugin objects in-process, llm style; all unregistered afterwards.
+def grpo_register(grpo_register, plugin_state):
+    """The conformance kit's ``grpo_register`` (one way to register a throwaway plugin), hermetic in this suite.
 
-    Usage::
+    It stands on ``plugin_state``: the test sees the built-ins only, whatever else
+    this environment has installed, and everything registered is unregistered
+    when the test ends. Usage::
 
         class P:
             @hookimpl
             def register_rewards(register):
                 register(my_reward)
 
-        register_plugin(P, name="p")
+        grpo_register(P, name="p")
     """
-    from grpo_core.plugins import pm
-
-    registered = []
-
-    def register(obj, name: str | None = None):
-        name = name or f"test-plugin-{uuid.uuid4().hex[:8]}"
-        pm.register(obj, name=name)
-        registered.append(name)
-        return name
-
-    try:
-        yield register
-    finally:
-        for name in registered:
-            if pm.get_plugin(name) is not None:
-                pm.unregister(name=name)
+    return grpo_register
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

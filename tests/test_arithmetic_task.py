@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
 
 import pytest
 
-from grpo_core.builtin import arithmetic as ar
-from grpo_core.verdict import VerdictStatus
+from grpo_core.default_plugins import arithmetic as ar
+from conftest import run_cli
+
+from grpo_core.kit import VerdictStatus
 
 
 def test_generator_is_deterministic():
@@ -21,7 +24,7 @@ def test_generator_is_deterministic():
 
 def test_splits_are_fixed_across_processes():
     code = (
-        "from grpo_core.builtin.arithmetic import problems;"
+        "from grpo_core.default_plugins.arithmetic import problems;"
         "import hashlib,json;"
         "print(hashlib.sha256(json.dumps([problems('train')[:500], problems('test')]).encode()).hexdigest())"
     )
@@ -140,7 +143,7 @@ def test_adapter_columns(plugin_state):
 
 
 def test_solution_gets_full_format_rewards():
-    from grpo_core.builtin.format_rewards import soft_format, strict_format, xml
+    from grpo_core.default_plugins.format_rewards import soft_format, strict_format, xml
 
     sols = [p["solution"] for p in ar.problems("test")[:50]]
     assert xml(sols) == [0.5] * 50
@@ -150,9 +153,46 @@ def test_solution_gets_full_format_rewards():
 
 def test_module_imports_nothing_heavy():
     code = (
-        "import sys, grpo_core.builtin.arithmetic as a; a.problems('test');"
+        "import sys, grpo_core.default_plugins.arithmetic as a; a.problems('test');"
         "heavy = [m for m in ('torch', 'transformers', 'datasets', 'trl', 'numpy') if m in sys.modules];"
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- the task's own correctness reward: grpo-core alone runs the default ----------------------------------------
+
+
+def test_arithmetic_correctness_pays_two_for_the_right_integer_and_abstains_on_a_bad_gold():
+    reply = "<reasoning>\n3 + 4\n</reasoning>\n<answer>\n{}\n</answer>"
+    got = ar.arithmetic_correctness([reply.format("7"), reply.format("8"), "no tags at all", reply.format("7")], answer=["7", "7", "7", "seven"])
+    assert got == [2.0, 0.0, 0.0, None]
+    chat = [[{"role": "assistant", "content": reply.format("1,234")}]]
+    assert ar.arithmetic_correctness(chat, answer=["1234"]) == [2.0]
+
+
+def test_the_built_ins_register_the_tasks_reward_with_the_builtin_provenance(plugin_state):
+    regs = plugin_state("")  # grpo-core alone: no plugin distribution is loaded
+    spec = regs.rewards.get("arithmetic_correctness")
+    assert (spec.provenance.distribution, spec.requires, spec.cpu_bound) == ("grpo-core", ("answer",), False)
+    assert "correctness" not in regs.rewards.names()  # the math plugin's reward is not needed, nor shadowed
+
+
+def test_the_default_preset_uses_the_tasks_own_reward():
+    from grpo_core.config.presets import DEFAULT_PRESET, get_preset
+
+    assert DEFAULT_PRESET == "tiny-cpu"
+    assert get_preset(DEFAULT_PRESET)["plugins"] == "xml,soft_format,strict_format,arithmetic_correctness"
+
+
+def test_the_default_run_needs_no_plugin(tmp_path):
+    """`grpo-core run` with no arguments, with no plugin distribution loaded: pre-flight passes on the built-ins."""
+    res = run_cli("run", "--dry-run", "--output-dir", str(tmp_path / "run"), env={"GRPO_CORE_LOAD_PLUGINS": ""}, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "dry-run"
+    assert [(r["name"], r["distribution"]) for r in info["rewards"]] == [
+        ("xml", "grpo-core"), ("soft_format", "grpo-core"), ("strict_format", "grpo-core"), ("arithmetic_correctness", "grpo-core"),
+    ]
+

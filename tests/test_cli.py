@@ -11,13 +11,13 @@ from click.testing import CliRunner
 
 import grpo_core
 from grpo_core import hookimpl
-from grpo_core.cli import _attach_commands, cli
+from grpo_core.cli import cli, register_commands
 from conftest import run_cli
 
 
 @pytest.fixture
 def invoke(plugin_state):
-    _attach_commands()
+    register_commands()
     runner = CliRunner()
 
     def go(*args):
@@ -58,10 +58,10 @@ def test_rewards_table_and_json(invoke):
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert lines[0].split() == ["name", "default_weight", "source", "description"]
-    assert [ln.split()[0] for ln in lines[1:]] == ["exact_format", "soft_format", "strict_format", "xml"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["arithmetic_correctness", "exact_format", "soft_format", "strict_format", "xml"]
     assert f"grpo-core {grpo_core.__version__}" in lines[1]
     rows = json.loads(invoke("rewards", "--json").stdout)
-    assert {r["name"] for r in rows} == {"xml", "soft_format", "strict_format", "exact_format"}
+    assert {r["name"] for r in rows} == {"xml", "soft_format", "strict_format", "exact_format", "arithmetic_correctness"}
     assert all(r["distribution"] == "grpo-core" for r in rows)
 
 
@@ -71,21 +71,25 @@ def test_verifiers_and_datasets_listings(invoke):
     assert rows[0]["name"] == "arithmetic" and rows[0]["verifier"] == "arithmetic"
 
 
-def test_plugins_json_shape(invoke, register_plugin):
-    assert json.loads(invoke("plugins").stdout) == []
-    register_plugin(_plugin("mine"), name="inproc")
+def test_plugins_json_shape(invoke, grpo_register):
+    assert json.loads(invoke("plugins").stdout) == {"plugins": [], "errors": {}, "collisions": {}}
+    grpo_register(_plugin("mine"), name="inproc")
     out = json.loads(invoke("plugins").stdout)
-    assert out == [
-        {"name": "inproc", "distribution": None, "version": None, "hooks": ["register_rewards"], "registered": {"rewards": ["mine"]}}
-    ]
-    assert json.loads(invoke("plugins", "--hook", "register_datasets").stdout) == []
-    allp = json.loads(invoke("plugins", "--all").stdout)
-    assert {p["name"] for p in allp} == {"inproc", "grpo_core.builtin.format_rewards", "grpo_core.builtin.arithmetic"}
+    assert out == {
+        "plugins": [
+            {"name": "inproc", "distribution": None, "version": None, "hooks": ["register_rewards"], "registered": {"rewards": ["mine"]}}
+        ],
+        "errors": {},
+        "collisions": {},
+    }
+    assert json.loads(invoke("plugins", "--hook", "register_datasets").stdout)["plugins"] == []
+    allp = json.loads(invoke("plugins", "--all").stdout)["plugins"]
+    assert {p["name"] for p in allp} == {"inproc", "grpo_core.default_plugins.format_rewards", "grpo_core.default_plugins.arithmetic"}
 
 
-def test_collisions_warned_by_listings(invoke, register_plugin):
-    register_plugin(_plugin("clash"), name="one")
-    register_plugin(_plugin("clash"), name="two")
+def test_collisions_warned_by_listings(invoke, grpo_register):
+    grpo_register(_plugin("clash"), name="one")
+    grpo_register(_plugin("clash"), name="two")
     res = invoke("rewards")
     assert res.exit_code == 0
     assert "one/clash" in res.stdout and "two/clash" in res.stdout
@@ -98,20 +102,21 @@ def test_collisions_warned_by_listings(invoke, register_plugin):
     # selecting the bare name is refused (before anything is loaded); the qualified one resolves
     res = invoke("run", "--plugins", "clash", "--dry-run")
     assert res.exit_code == 2 and "registered by more than one plugin: one/clash, two/clash" in res.stderr
-    from grpo_core.selection import parse_selection, resolve
+    from grpo_core.rewards.selection import parse_selection, resolve
 
     ((spec, weight),) = resolve(parse_selection("two/clash:3"))
     assert spec.provenance.plugin == "two" and weight == 3.0
 
 
-def test_plugin_errors_shown_by_plugins(invoke, register_plugin):
-    register_plugin(_plugin("bad", timeout=-1), name="badmeta")
+def test_plugin_errors_shown_by_plugins(invoke, grpo_register):
+    grpo_register(_plugin("bad", timeout=-1), name="badmeta")
     out = json.loads(invoke("plugins").stdout)
     assert "timeout must be a positive" in out["errors"]["badmeta:register_rewards"]
+    assert [p["name"] for p in out["plugins"]] == ["badmeta"]  # the same shape, with or without errors
 
 
 def test_selection_resolves_names_and_weights(plugin_state):
-    from grpo_core.selection import RewardChoice, parse_selection, resolve
+    from grpo_core.rewards.selection import RewardChoice, parse_selection, resolve
 
     choices = parse_selection("xml:0.5, soft_format:2 ,strict_format:-1,exact_format:1e-3,builtin/xml:0")
     assert choices[:2] == [RewardChoice("xml", 0.5), RewardChoice("soft_format", 2.0)]
@@ -124,7 +129,7 @@ def test_selection_resolves_names_and_weights(plugin_state):
 @pytest.mark.parametrize(
     "selection, message",
     [
-        ("xmll", "unknown reward 'xmll'. Did you mean 'xml'? Available rewards: exact_format, soft_format, strict_format, xml."),
+        ("xmll", "unknown reward 'xmll'. Did you mean 'xml'? Available rewards: arithmetic_correctness, exact_format, soft_format, strict_format, xml."),
         ("xml,correctnes", "unknown reward 'correctnes'"),
         ("xml,xml", "reward 'xml' is listed twice"),
         ("xml:1,xml:2", "reward 'xml' is listed twice"),
@@ -156,7 +161,7 @@ def test_run_gpu_memory_utilization_takes_a_fraction_or_auto(invoke):
     assert res.exit_code == 2 and "in (0, 1], e.g. 0.5, or 'auto'" in res.stderr and "'half'" in res.stderr
     res = invoke("run", "--gpu-memory-utilization", "1.5", "--dry-run")
     assert res.exit_code == 2 and "got 1.5" in res.stderr
-    from grpo_core.commands.run import _FractionOrAuto
+    from grpo_core.cli.run import _FractionOrAuto
 
     assert _FractionOrAuto().convert("auto", None, None) == "auto" and _FractionOrAuto().convert("0.3", None, None) == 0.3
 
@@ -184,7 +189,7 @@ def test_main_returns_exit_status(plugin_state, capsys):
     assert main(["no-such-command"]) == 2
 
 
-def test_plugin_commands_cannot_replace_core_commands(invoke, register_plugin):
+def test_plugin_commands_cannot_replace_core_commands(invoke, grpo_register):
     import click
 
     class Hijack:
@@ -205,10 +210,10 @@ def test_plugin_commands_cannot_replace_core_commands(invoke, register_plugin):
         def register_commands(cli):
             raise RuntimeError("broken plugin")
 
-    register_plugin(Hijack, name="hijack")
-    register_plugin(Crashes, name="crashes")
+    grpo_register(Hijack, name="hijack")
+    grpo_register(Crashes, name="crashes")
     try:
-        _attach_commands()
+        register_commands()
         runner = CliRunner()
         assert "hijacked" not in runner.invoke(cli, ["rewards"]).output
         assert runner.invoke(cli, ["extra-cmd"]).output.strip() == "extra ok"

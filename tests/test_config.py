@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grpo_core.config import build_config
+from grpo_core.config.settings import build_config
 from grpo_core.errors import ConfigError
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 import helpers_rewards as h
-from grpo_core import deadline
-from grpo_core.deadline import KillablePool, call_with_deadline, map_with_deadline
+from grpo_core.runtime import deadline
+from grpo_core.runtime.deadline import KillablePool, call_with_deadline, map_with_deadline
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ import pytest
 
 
 @pytest.mark.slow
-def test_shortened_tiny_cpu_run_improves_held_out_accuracy(tmp_path):
-    from grpo_core.builtin.tiny_recipe import TINY_CPU_SMOKE_OVERRIDES
-    from grpo_core.config import build_config
+def test_shortened_tiny_cpu_run_improves_held_out_accuracy(tmp_path, plugin_state):
+    """With grpo-core alone: ``plugin_state`` loads the built-ins only (no grpo-rewards-math)."""
+    from grpo_core.config.tiny_recipe import TINY_CPU_SMOKE_OVERRIDES
+    from grpo_core.config.settings import build_config
     from grpo_core.train.runner import run
 
     flags = {
@@ -26,6 +27,7 @@ def test_shortened_tiny_cpu_run_improves_held_out_accuracy(tmp_path):
     }
     cfg = build_config(preset="tiny-cpu", flags=flags)
     info = run(cfg, echo=lambda s: None)
+    assert [r["distribution"] for r in info["rewards"]] == ["grpo-core"] * 4, info["rewards"]
     ev = info["evaluation"]
     before, after = ev["before"], ev["after"]
     assert 0.35 <= before["accuracy"] <= 0.75, before

@@ -41,7 +41,7 @@ def test_every_hook_is_documented_with_its_exact_signature():
     assert not documented, f"docs/plugins/hooks.md documents hooks that do not exist: {sorted(documented)}"
 
 
-def test_hook_examples_work(grpo_register, plugin_state):
+def test_hook_examples_work(grpo_register):
     """Each example in hooks.md is a working plugin."""
     from grpo_core import get_dataset, get_reward, get_verifier
 
@@ -78,8 +78,8 @@ def test_cli_reference_is_current():
 def test_config_reference_lists_every_setting_and_preset():
     import dataclasses
 
-    from grpo_core.config import RunConfig
-    from grpo_core.presets import PRESETS
+    from grpo_core.config.settings import RunConfig
+    from grpo_core.config.presets import PRESETS
 
     text = (DOCS / "config.md").read_text()
     for f in dataclasses.fields(RunConfig):
@@ -89,9 +89,9 @@ def test_config_reference_lists_every_setting_and_preset():
 
 
 def test_cli_reference_covers_every_command():
-    from grpo_core.cli import _attach_commands, cli
+    from grpo_core.cli import cli, register_commands
 
-    _attach_commands()
+    register_commands()
     text = (DOCS / "cli.md").read_text()
     core = [n for n, c in cli.commands.items() if c.callback.__module__.startswith("grpo_core.")]
     for name in core:
@@ -109,8 +109,8 @@ def test_reward_contract_lists_what_trl_passes_and_every_metric_key():
     for kwarg in passed:
         assert f"| `{kwarg}` |" in contract, f"reward-contract.md does not describe the {kwarg!r} argument TRL passes"
 
-    from grpo_core.engine import RewardEngine
-    from grpo_core.registry import Provenance, make_reward_spec
+    from grpo_core.rewards.engine import RewardEngine
+    from grpo_core.plugins.registry import Provenance, make_reward_spec
 
     spec = make_reward_spec(lambda completions, **kw: [1.0] * len(completions), "NAME", Provenance("t", None, None), {})
     engine = RewardEngine([(spec, 1.0)])
@@ -126,3 +126,18 @@ def test_relative_links_resolve(doc):
     path = DOCS / doc
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", path.read_text()):
         assert (path.parent / target).exists(), f"{doc} links to {target}, which does not exist"
+
+
+def test_author_kit_page_documents_every_kit_name_and_its_example_runs():
+    import grpo_core
+    import grpo_core.kit
+
+    page = (DOCS / "plugins" / "author-kit.md").read_text()
+    table = set(re.findall(r"^\| `(\w+)` \|", page, re.M))
+    assert table == set(grpo_core.kit.__all__), f"author-kit.md's table and grpo_core.kit.__all__ differ: {table ^ set(grpo_core.kit.__all__)}"
+    for name in grpo_core.kit.__all__:
+        assert getattr(grpo_core.kit, name).__doc__ or not callable(getattr(grpo_core.kit, name)), f"grpo_core.kit.{name} has no docstring"
+    for name in re.findall(r"^- `grpo_core`: (.*?);$", page, re.M | re.S)[0].replace("\n", " ").split("`")[1::2]:
+        assert hasattr(grpo_core, name), f"author-kit.md says grpo_core exports {name!r}"
+    for block in python_blocks(page):
+        exec(compile(block, "author-kit.md", "exec"), {})

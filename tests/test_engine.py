@@ -8,9 +8,9 @@ import threading
 import pytest
 
 import helpers_rewards as h
-from grpo_core.engine import RewardEngine, RewardError
+from grpo_core.rewards.engine import RewardEngine, RewardError
 from grpo_core.errors import GrpoCoreError
-from grpo_core.registry import Provenance, make_reward_spec
+from grpo_core.plugins.registry import Provenance, make_reward_spec
 
 PROV = Provenance("testplug", "grpo-test-plugin", "9.9")
 
@@ -202,7 +202,7 @@ def test_column_length_mismatch_is_an_error():
 
 
 def test_chat_completions_reach_the_reward():
-    from grpo_core.builtin.format_rewards import exact_format
+    from grpo_core.default_plugins.format_rewards import exact_format
 
     reply = [{"role": "assistant", "content": "<reasoning>a</reasoning><answer>1</answer>"}]
     res = engine((spec(exact_format), 1.0)).score([reply, [{"role": "assistant", "content": "no"}]])
@@ -217,8 +217,8 @@ def test_from_selection_uses_registry_names(plugin_state):
 
 
 def test_reset_stats_forgets_earlier_scoring():
-    from grpo_core.engine import RewardEngine
-    from grpo_core.registry import Provenance, make_reward_spec
+    from grpo_core.rewards.engine import RewardEngine
+    from grpo_core.plugins.registry import Provenance, make_reward_spec
 
     def one(completions, **kw):
         return [1.0] * len(completions)

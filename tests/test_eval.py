@@ -15,7 +15,7 @@ import pytest
 from tiny_adapters import tiny_base, tiny_run  # noqa: F401  (fixtures)
 
 from grpo_core.errors import ConfigError
-from grpo_core.evaluation import (
+from grpo_core.evaluation.evaluate import (
     EvalRequest,
     default_ks,
     majority_answer,
@@ -81,10 +81,10 @@ COMPLETIONS = [
 
 
 @pytest.fixture
-def toy(register_plugin):
+def toy(grpo_register):
     import toy_plugin
 
-    register_plugin(toy_plugin.ToyPlugin(), name="toy_plugin")
+    grpo_register(toy_plugin.ToyPlugin(), name="toy_plugin")
     from grpo_core import get_verifier
 
     return get_verifier("toy")
@@ -167,7 +167,7 @@ def test_eval_refuses_identical_greedy_samples_and_missing_model(toy):
 # --- the HF engine on the tiny model --------------------------------------------------------------
 
 def test_hf_engine_same_json_as_any_engine_and_deterministic(toy, tmp_path, tiny_run, tiny_base):
-    from grpo_core.evaluation import HFEngine
+    from grpo_core.evaluation.evaluate import HFEngine
 
     eng = HFEngine(str(tiny_base), str(tiny_run / "adapter"))
     req = dict(dataset="toy:test", adapter=str(tiny_run / "adapter"), samples=2, temperature=1.0, limit=3, max_new_tokens=8, compare_base=True, seed=3)
@@ -194,9 +194,9 @@ def test_hf_engine_same_json_as_any_engine_and_deterministic(toy, tmp_path, tiny
 def test_eval_command_end_to_end(toy, tmp_path, tiny_run, tiny_base):
     from click.testing import CliRunner
 
-    from grpo_core.cli import _attach_commands, cli
+    from grpo_core.cli import cli, register_commands
 
-    _attach_commands()
+    register_commands()
     out = tmp_path / "cli.jsonl"
     res = CliRunner().invoke(cli, ["eval", "--adapter", str(tiny_run), "--dataset", "toy:test", "--limit", "2", "--max-new-tokens", "6",
                                    "--engine", "hf", "--out", str(out), "--json"])
@@ -209,7 +209,7 @@ def test_eval_command_end_to_end(toy, tmp_path, tiny_run, tiny_base):
 
 
 def test_resolve_trained_run_and_adapter_folders(tiny_run, tiny_base, tmp_path):
-    from grpo_core.artifacts import resolve_trained
+    from grpo_core.run_folder import resolve_trained
 
     t = resolve_trained(tiny_run)
     assert t.run_dir == tiny_run and t.adapter_dir == tiny_run / "adapter" and t.base == str(tiny_base) and t.lora_rank == 4

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from grpo_core.config import build_config
+from grpo_core.config.settings import build_config
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

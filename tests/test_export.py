@@ -15,7 +15,7 @@ import pytest
 from tiny_adapters import make_adapter_run, tiny_base, tiny_run  # noqa: F401  (fixtures)
 
 from grpo_core.errors import ConfigError
-from grpo_core.export import ExportCheckError, ExportRequest, export_run, llama_cpp_available
+from grpo_core.export.export import ExportCheckError, ExportRequest, export_run, llama_cpp_available
 
 HAVE_LLAMA = llama_cpp_available()
 
@@ -35,8 +35,8 @@ def torch1():
 @pytest.fixture(scope="module")
 def ref(tiny_run, torch1):
     """The check's reference (base + adapter on the probe prompts), computed once for this module's exports."""
-    from grpo_core.artifacts import resolve_trained
-    from grpo_core.export import ProbeCheck
+    from grpo_core.run_folder import resolve_trained
+    from grpo_core.export.export import ProbeCheck
 
     return ProbeCheck(resolve_trained(tiny_run), echo=quiet)
 
@@ -95,7 +95,7 @@ def test_gguf_every_written_type_round_trips(gguf_export):
 def test_gguf_metadata_and_tokenizer(gguf_export, tiny_base):
     from transformers import AutoTokenizer
 
-    from grpo_core.gguf_export import gguf_metadata
+    from grpo_core.export.gguf import gguf_metadata
 
     out, _ = gguf_export
     meta = gguf_metadata(out / "model-grpo-q8_0.gguf")
@@ -147,7 +147,7 @@ def test_gguf_check_falls_back_to_the_reader_without_llama_cpp(tiny_run, tmp_pat
 
 @pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python is not installed")
 def test_q4_k_m_is_quantized_by_llama_cpp_and_checked_in_it(tiny_run, tmp_path, ref):
-    from grpo_core.gguf_export import gguf_metadata
+    from grpo_core.export.gguf import gguf_metadata
 
     rec = export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("q4_k_m",), out=str(tmp_path / "q4")), echo=quiet, check=ref)
     (r,) = rec["check"]["results"]
@@ -167,7 +167,7 @@ def _base_only(trained):
 
 @pytest.mark.parametrize("fmt,quant", [("merged_16bit", ()), ("gguf", ("q8_0",))])
 def test_a_merge_that_drops_the_lora_fails_the_check(tiny_run, tmp_path, monkeypatch, fmt, quant, torch1, ref):
-    import grpo_core.export as ex
+    import grpo_core.export.export as ex
 
     monkeypatch.setattr(ex, "merge_peft", _base_only)
     out = tmp_path / "broken"
@@ -183,7 +183,7 @@ def test_a_merge_that_drops_the_lora_fails_the_check(tiny_run, tmp_path, monkeyp
 
 
 def test_a_merge_that_changes_outputs_beyond_tolerance_fails(tiny_run, tmp_path, monkeypatch, torch1, ref):
-    import grpo_core.export as ex
+    import grpo_core.export.export as ex
 
     real = ex.merge_peft
 
@@ -214,7 +214,7 @@ def test_an_adapter_that_changes_nothing_cannot_be_certified(tiny_base, tmp_path
 # --- what needs what -------------------------------------------------------------------------------
 
 def test_merged_4bit_on_cpu_names_what_it_needs(tiny_run, tmp_path):
-    from grpo_core.train.backends import cuda_available
+    from grpo_core.runtime.hardware import cuda_available
 
     if cuda_available():
         pytest.skip("has a GPU")
@@ -227,7 +227,7 @@ def test_merged_4bit_on_cpu_names_what_it_needs(tiny_run, tmp_path):
 def test_gguf_refuses_unsupported_architectures_and_unknown_types(tiny_run, tmp_path):
     from transformers import GPT2Config
 
-    from grpo_core.gguf_export import gguf_arch
+    from grpo_core.export.gguf import gguf_arch
 
     with pytest.raises(ConfigError, match="Qwen2ForCausalLM, LlamaForCausalLM"):
         gguf_arch(GPT2Config(architectures=["GPT2LMHeadModel"]))
@@ -242,7 +242,7 @@ def test_llama_qk_permutation_matches_interleaved_rope(torch1):
     projection under interleaved RoPE must give the permuted result of the original under rotate-half."""
     import numpy as np
 
-    from grpo_core.gguf_export import permute_qk, unpermute_qk
+    from grpo_core.export.gguf import permute_qk, unpermute_qk
 
     rng = np.random.default_rng(0)
     n_head, d, hidden, pos = 3, 8, 12, 5
@@ -272,7 +272,7 @@ def test_llama_architecture_round_trips_through_gguf(tmp_path, torch1, tiny_base
     """A tiny Llama (the Qwen2 tokenizer is fine for the format) written as GGUF f32 and read back."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from grpo_core.gguf_export import load_gguf_as_hf, write_gguf
+    from grpo_core.export.gguf import load_gguf_as_hf, write_gguf
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
     torch1.manual_seed(0)
@@ -339,10 +339,10 @@ def test_push_to_hub_takes_the_token_from_the_environment_only(tiny_run, tmp_pat
 def test_export_command_exit_codes(tiny_run, tmp_path, monkeypatch, torch1, ref):
     from click.testing import CliRunner
 
-    import grpo_core.export as ex
-    from grpo_core.cli import _attach_commands, cli
+    import grpo_core.export.export as ex
+    from grpo_core.cli import cli, register_commands
 
-    _attach_commands()
+    register_commands()
     monkeypatch.setattr(ex, "ProbeCheck", lambda *a, **k: ref)  # the reference was computed once for this module
     res = CliRunner().invoke(cli, ["export", str(tiny_run), "--format", "lora", "--out", str(tmp_path / "ok"), "--json"])
     assert res.exit_code == 0, res.output

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from grpo_core.builtin.format_rewards import exact_format, soft_format, strict_format, xml
+from grpo_core.default_plugins.format_rewards import exact_format, soft_format, strict_format, xml
 
 PERFECT = "<reasoning>\n2 + 2 = 4\n</reasoning>\n<answer>\n4\n</answer>"
 MAX = {"xml": 0.5, "soft": 0.5, "strict": 0.5, "exact": 3.0}

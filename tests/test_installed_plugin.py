@@ -14,7 +14,8 @@ from conftest import DEMO_DIST, env_with, run_cli
 
 def _plugins_json(out: str):
     data = json.loads(out)
-    return data if isinstance(data, list) else data["plugins"]
+    assert set(data) == {"plugins", "errors", "collisions"}  # one shape, whatever happened
+    return data["plugins"]
 
 
 def test_listed_by_plugins_with_distribution_version_hooks(demo_plugin_installed):
@@ -34,7 +35,7 @@ def test_listed_by_plugins_with_distribution_version_hooks(demo_plugin_installed
     assert all(p["distribution"] != "grpo-core" for p in plugins)
     res_all = run_cli("plugins", "--all", env=env_with(demo_plugin_installed))
     names = {p["name"] for p in _plugins_json(res_all.stdout)}
-    assert {"demo", "grpo_core.builtin.format_rewards"} <= names
+    assert {"demo", "grpo_core.default_plugins.format_rewards"} <= names
 
 
 def test_rewards_verifiers_datasets_listings_show_source_version(demo_plugin_installed):
@@ -63,7 +64,7 @@ def test_selectable_by_plugins_flag(demo_plugin_installed):
 
 
 def test_selection_resolves_to_the_installed_plugin(demo_plugin_installed, plugin_state):
-    from grpo_core.selection import parse_selection, resolve
+    from grpo_core.rewards.selection import parse_selection, resolve
 
     plugin_state(None)
     (spec, weight), (xml_spec, _) = resolve(parse_selection("demo_reward:0.5,xml"))
@@ -93,7 +94,7 @@ def test_load_plugins_empty_hides_it(demo_plugin_installed, value):
     assert "demo_reward" not in res.stdout
     assert "xml" in res.stdout  # the built-ins always load
     assert run_cli("demo-hello", env=env).returncode == 2  # no such command
-    assert run_cli("plugins", env=env).stdout.strip() == "[]"
+    assert json.loads(run_cli("plugins", env=env).stdout) == {"plugins": [], "errors": {}, "collisions": {}}
 
 
 @pytest.mark.parametrize("value", [DEMO_DIST, "GRPO_Core.Demo_Plugin", f" {DEMO_DIST} ,"])

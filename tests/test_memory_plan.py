@@ -1,12 +1,12 @@
-"""Sizing vLLM's engine before anything loads (grpo_core.memory_plan); the runner's use of it is in test_train_cpu.py."""
+"""Sizing vLLM's engine before anything loads (grpo_core.train.memory_plan); the runner's use of it is in test_train_cpu.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from grpo_core.errors import PreflightError
-from grpo_core.memory_plan import GIB, Shapes, auto_fraction, check_fraction, vllm_need
-from grpo_core.modelgen import SHAPES
+from grpo_core.train.memory_plan import GIB, Shapes, auto_fraction, check_fraction, vllm_need
+from grpo_core.testing.modelgen import SHAPES
 
 H200 = int(139.8 * GIB)
 H100 = int(79.6 * GIB)

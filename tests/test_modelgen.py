@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grpo_core.modelgen import synthetic_tokenizer
+from grpo_core.testing.modelgen import synthetic_tokenizer
 
 CORPUS = [
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May.",

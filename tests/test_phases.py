@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytest.importorskip("trl")
@@ -16,10 +14,21 @@ def ctx(name):
     return ProfilingContext(name=f"SomeGRPOTrainer.{name}", report_to=[])
 
 
+class FakeClock:
+    """Time that passes only when a test says so: phase times are exact, whatever the machine's load."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+TIME = FakeClock()
+
+
 def busy(seconds):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
+    TIME.now += seconds
 
 
 def fake_step(clock, logps_inside_prepare=True):
@@ -41,26 +50,28 @@ def fake_step(clock, logps_inside_prepare=True):
 
 
 def test_phases_nest_and_add_up():
-    clock = PhaseClock().install()
+    clock = PhaseClock(clock=TIME).install()
     try:
         clock.on_train_begin(None, None, None)
+        busy(0.003)  # time between steps outside any context: part of the step, counted as training
         fake_step(clock)
         fake_step(clock, logps_inside_prepare=False)
     finally:
         clock.uninstall()
     first, second = clock.steps
-    assert first["generate_s"] >= 0.01 and first["sync_s"] >= 0.002
-    assert 0.004 <= first["old_logps_s"] < 0.009  # the training forward is not counted here
+    assert first["sync_s"] == pytest.approx(0.002) and first["generate_s"] == pytest.approx(0.01)
+    assert first["old_logps_s"] == pytest.approx(0.004)  # the training forward (0.005) is not counted here
     assert second["old_logps_s"] == 0.0
-    assert first["rewards_s"] >= 0.001
-    parts = first["generate_s"] + first["sync_s"] + first["old_logps_s"] + first["rewards_s"]
-    assert parts <= first["prepare_s"] <= first["step_s"]
-    assert first["train_s"] >= 0.005
+    assert first["rewards_s"] == pytest.approx(0.001)  # a reward's own context adds nothing on top
+    assert first["prepare_s"] == pytest.approx(0.002 + 0.01 + 0.004 + 0.001)  # the phases nest in _prepare_inputs
+    assert first["step_s"] == pytest.approx(0.003 + 0.017 + 0.005)
+    assert first["train_s"] == pytest.approx(0.003 + 0.005)
     assert first["prepare_s"] + first["train_s"] == pytest.approx(first["step_s"])
+    assert second["prepare_s"] == pytest.approx(0.013) and second["step_s"] == pytest.approx(0.018)
 
 
 def test_metrics_are_means_since_the_last_log_and_summary_skips_warmup():
-    clock = PhaseClock().install()
+    clock = PhaseClock(clock=TIME).install()
     try:
         clock.on_train_begin(None, None, None)
         for _ in range(3):
@@ -76,7 +87,7 @@ def test_metrics_are_means_since_the_last_log_and_summary_skips_warmup():
 
 
 def test_an_uninstalled_clock_hears_nothing():
-    clock = PhaseClock().install()
+    clock = PhaseClock(clock=TIME).install()
     clock.uninstall()
     clock.on_train_begin(None, None, None)
     fake_step(clock)

@@ -53,7 +53,7 @@ def test_example_file_registers_its_reward_with_file_provenance(plugin_state):
 
 
 def test_env_var_loads_files_and_cpu_bound_rewards_run_in_workers(plugin_state, tmp_path, monkeypatch, forget_modules):
-    from grpo_core.engine import RewardEngine
+    from grpo_core.rewards.engine import RewardEngine
 
     a = write_plugin(tmp_path / "a", "pf_alpha", "alpha", 0.25, cpu_bound=True)
     b = write_plugin(tmp_path / "b", "pf_beta", "beta", 0.75)

@@ -35,7 +35,8 @@ def r_one(completions, **kwargs):
     return [1.0] * len(completions)
 
 
-BUILTIN_REWARDS = {"xml", "soft_format", "strict_format", "exact_format"}
+FORMAT_REWARDS = ["xml", "soft_format", "strict_format", "exact_format"]
+BUILTIN_REWARDS = {*FORMAT_REWARDS, "arithmetic_correctness"}
 
 
 def test_builtins_register_through_the_same_hook(plugin_state):
@@ -48,13 +49,15 @@ def test_builtins_register_through_the_same_hook(plugin_state):
     assert regs.errors == {}
     summaries = {p["name"]: p for p in grpo_core.get_plugins(all=True)}
     # each built-in module lists only what it registered itself
-    assert summaries["grpo_core.builtin.format_rewards"]["registered"] == {"rewards": sorted(BUILTIN_REWARDS, key=["xml", "soft_format", "strict_format", "exact_format"].index)}
-    assert "rewards" not in summaries["grpo_core.builtin.arithmetic"]["registered"]
+    assert summaries["grpo_core.default_plugins.format_rewards"]["registered"] == {"rewards": FORMAT_REWARDS}
+    assert summaries["grpo_core.default_plugins.arithmetic"]["registered"] == {
+        "verifiers": ["arithmetic"], "rewards": ["arithmetic_correctness"], "datasets": ["arithmetic"],
+    }
     assert grpo_core.get_plugins() == []  # no third-party plugins loaded
 
 
-def test_in_process_plugin_is_registered_and_removed(register_plugin):
-    register_plugin(_rewards_plugin(((r_len,), {"requires": "answer", "timeout": 2})), name="mine")
+def test_in_process_plugin_is_registered_and_removed(grpo_register):
+    grpo_register(_rewards_plugin(((r_len,), {"requires": "answer", "timeout": 2})), name="mine")
     spec = grpo_core.get_reward("r_len")
     assert spec.provenance.plugin == "mine" and spec.provenance.distribution is None
     assert spec.provenance.describe() == "mine (in-process)"
@@ -76,7 +79,7 @@ def test_in_process_plugin_is_registered_and_removed(register_plugin):
         grpo_core.get_reward("r_len")  # the cache follows (un)registrations
 
 
-def test_reregistering_same_name_after_unregister_is_seen(register_plugin):
+def test_reregistering_same_name_after_unregister_is_seen(grpo_register):
     """The registry cache must not key on id(): a new plugin object may reuse a freed id."""
     from grpo_core.plugins import pm
 
@@ -84,14 +87,14 @@ def test_reregistering_same_name_after_unregister_is_seen(register_plugin):
         def f(completions, **kwargs):
             return [float(i)] * len(completions)
 
-        register_plugin(_rewards_plugin(((f,), {"name": "gen"})), name="gen-plugin")
+        grpo_register(_rewards_plugin(((f,), {"name": "gen"})), name="gen-plugin")
         assert grpo_core.get_reward("gen")(["x"]) == [float(i)]
         pm.unregister(name="gen-plugin")
 
 
-def test_collision_between_plugins_keeps_both(register_plugin, capsys):
-    register_plugin(_rewards_plugin(((r_len,), {"name": "shared"})), name="alpha")
-    register_plugin(_rewards_plugin(((r_one,), {"name": "shared"})), name="beta")
+def test_collision_between_plugins_keeps_both(grpo_register, capsys):
+    grpo_register(_rewards_plugin(((r_len,), {"name": "shared"})), name="alpha")
+    grpo_register(_rewards_plugin(((r_one,), {"name": "shared"})), name="beta")
     assert grpo_core.get_reward("alpha/shared").func is r_len
     assert grpo_core.get_reward("beta/shared").func is r_one
     with pytest.raises(AmbiguousNameError) as exc:
@@ -103,16 +106,16 @@ def test_collision_between_plugins_keeps_both(register_plugin, capsys):
     assert set(grpo_core.get_rewards()) >= {"alpha/shared", "beta/shared"}
 
 
-def test_collision_with_a_builtin_name(register_plugin):
-    register_plugin(_rewards_plugin(((r_one,), {"name": "xml"})), name="rogue")
+def test_collision_with_a_builtin_name(grpo_register):
+    grpo_register(_rewards_plugin(((r_one,), {"name": "xml"})), name="rogue")
     with pytest.raises(AmbiguousNameError):
         grpo_core.get_reward("xml")
     assert grpo_core.get_reward("builtin/xml").provenance.distribution == "grpo-core"
     assert grpo_core.get_reward("rogue/xml").func is r_one
 
 
-def test_same_plugin_twice_is_a_plugin_error_first_kept(register_plugin, capsys):
-    register_plugin(
+def test_same_plugin_twice_is_a_plugin_error_first_kept(grpo_register, capsys):
+    grpo_register(
         _rewards_plugin(((r_len,), {"name": "dup"}), ((r_one,), {"name": "dup"}), ((r_one,), {"name": "after"})),
         name="sloppy",
     )
@@ -126,7 +129,7 @@ def test_same_plugin_twice_is_a_plugin_error_first_kept(register_plugin, capsys)
     assert summary["registered"] == {"rewards": ["dup", "after"]}
 
 
-def test_plugin_hook_that_raises_is_reported_not_fatal(register_plugin):
+def test_plugin_hook_that_raises_is_reported_not_fatal(grpo_register):
     class Broken:
         @staticmethod
         @hookimpl
@@ -134,20 +137,20 @@ def test_plugin_hook_that_raises_is_reported_not_fatal(register_plugin):
             register(r_len, name="before_crash")
             raise RuntimeError("plugin bug")
 
-    register_plugin(Broken, name="broken")
+    grpo_register(Broken, name="broken")
     regs = registries()
     assert "before_crash" in regs.rewards and "xml" in regs.rewards
     assert "RuntimeError: plugin bug" in regs.errors["broken:register_rewards"]
 
 
-def test_unknown_hook_is_reported_not_fatal(register_plugin, capsys):
+def test_unknown_hook_is_reported_not_fatal(grpo_register, capsys):
     class Typo:
         @staticmethod
         @hookimpl
         def register_reward(register):  # missing "s"
             pass
 
-    register_plugin(Typo, name="typo")
+    grpo_register(Typo, name="typo")
     regs = registries()
     assert "xml" in regs.rewards
     assert "not a grpo-core hook" in regs.errors["typo:register_reward"]
@@ -177,8 +180,8 @@ def weighted(completions, scale=1.0, **kwargs):
     return [scale * len(c) for c in completions]
 
 
-def test_callables_partials_and_async_are_accepted(register_plugin):
-    register_plugin(
+def test_callables_partials_and_async_are_accepted(grpo_register):
+    grpo_register(
         _rewards_plugin(
             ((CallableReward(),), {}),
             ((CallableNoName(),), {"name": "named_obj"}),
@@ -198,8 +201,8 @@ def test_callables_partials_and_async_are_accepted(register_plugin):
     assert a.is_async and not partial_spec.is_async
 
 
-def test_partial_and_nameless_callables_need_a_name(register_plugin):
-    register_plugin(
+def test_partial_and_nameless_callables_need_a_name(grpo_register):
+    grpo_register(
         _rewards_plugin(((functools.partial(weighted, scale=2.0),), {}), ((CallableNoName(),), {})), name="nameless"
     )
     err = registries().errors["nameless:register_rewards"]
@@ -230,15 +233,15 @@ def test_partial_and_nameless_callables_need_a_name(register_plugin):
         ({"name": ""}, "is not usable"),
     ],
 )
-def test_reward_metadata_validation(register_plugin, kwargs, message):
-    register_plugin(_rewards_plugin(((r_len,), kwargs)), name="bad")
+def test_reward_metadata_validation(grpo_register, kwargs, message):
+    grpo_register(_rewards_plugin(((r_len,), kwargs)), name="bad")
     regs = registries()
     assert message in regs.errors["bad:register_rewards"]
     assert "r_len" not in regs.rewards and kwargs.get("name", "r_len") not in regs.rewards
 
 
-def test_metadata_defaults_and_extras(register_plugin):
-    register_plugin(
+def test_metadata_defaults_and_extras(grpo_register):
+    grpo_register(
         _rewards_plugin(((r_len,), {"requires": ("answer", "id"), "default_weight": 2, "cpu_bound": True, "custom": 1})),
         name="meta",
     )
@@ -249,8 +252,8 @@ def test_metadata_defaults_and_extras(register_plugin):
     assert s["qualified_name"] == "meta/r_len" and s["async"] is False
 
 
-def test_rewards_must_be_callable_and_not_classes(register_plugin):
-    register_plugin(_rewards_plugin((("not callable",), {"name": "x1"}), ((CallableReward,), {"name": "x2"})), name="nc")
+def test_rewards_must_be_callable_and_not_classes(grpo_register):
+    grpo_register(_rewards_plugin((("not callable",), {"name": "x1"}), ((CallableReward,), {"name": "x2"})), name="nc")
     err = registries().errors["nc:register_rewards"]
     assert err.count("is not a reward function") == 2
 
@@ -262,7 +265,7 @@ class GoodVerifier(grpo_core.Verifier):
         return grpo_core.Verdict.matched() if gold == pred else grpo_core.Verdict.different()
 
 
-def test_verifier_and_dataset_validation(register_plugin):
+def test_verifier_and_dataset_validation(grpo_register):
     class NoLoad:
         name = "noload"
 
@@ -291,7 +294,7 @@ def test_verifier_and_dataset_validation(register_plugin):
             register(DS())
             register(NoLoad())
 
-    register_plugin(P, name="vd")
+    grpo_register(P, name="vd")
     regs = registries()
     assert isinstance(grpo_core.get_verifier("good_v"), GoodVerifier)
     assert "other_v" in regs.verifiers
@@ -328,10 +331,11 @@ def test_unknown_name_without_close_match_still_lists_available(plugin_state):
     assert "exact_format, soft_format, strict_format, xml" in str(exc.value)
 
 
-def test_unknown_name_from_the_math_plugin_says_how_to_install_it(plugin_state):
+def test_unknown_plugin_name_says_a_plugin_may_provide_it(plugin_state):
     from grpo_core import get_reward
     from grpo_core.errors import UnknownNameError
 
     plugin_state("")  # built-ins only: grpo-rewards-math is not loaded
-    with pytest.raises(UnknownNameError, match=r"pip install grpo-rewards-math"):
-        get_reward("correctness")
+    with pytest.raises(UnknownNameError, match=r"`pip install` that plugin \(or check GRPO_CORE_LOAD_PLUGINS\)") as exc:
+        get_reward("graded_correctness")
+    assert "arithmetic_correctness" in str(exc.value)  # the available ones are still listed

@@ -21,9 +21,9 @@ def _run(*args, cwd=None, timeout=180):
 def test_new_plugin_installs_passes_its_tests_and_is_listed(tmp_path):
     from click.testing import CliRunner
 
-    from grpo_core.cli import _attach_commands, cli
+    from grpo_core.cli import cli, register_commands
 
-    _attach_commands()
+    register_commands()
     tag = uuid.uuid4().hex[:6]
     made = {kind: f"kit{kind[0]}{tag}" for kind in ("reward", "verifier", "dataset")}
     for kind, name in made.items():

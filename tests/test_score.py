@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from grpo_core import hookimpl
-from grpo_core.datasets import DatasetAdapter
-from grpo_core.engine import RewardEngine
-from grpo_core.extract import completion_text, extract_answer
-from grpo_core.scoring import _variants, gold_format_samples, load_rows, match_completions, score, summarize
+from grpo_core.kit.datasets import DatasetAdapter
+from grpo_core.rewards.engine import RewardEngine
+from grpo_core.kit.extraction import completion_text, extract_answer
+from grpo_core.rewards.scoring import _variants, gold_format_samples, load_rows, match_completions, score, summarize
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -65,15 +65,15 @@ class Plugin:
 
 
 @pytest.fixture
-def capitals(grpo_register, plugin_state):
+def capitals(grpo_register):
     grpo_register(Plugin, name="score-test")
 
 
 @pytest.fixture
 def invoke(capitals):
-    from grpo_core.cli import _attach_commands, cli
+    from grpo_core.cli import cli, register_commands
 
-    _attach_commands()
+    register_commands()
     return lambda *args: CliRunner().invoke(cli, list(args), prog_name="grpo-core", catch_exceptions=False)
 
 

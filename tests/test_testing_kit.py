@@ -12,9 +12,9 @@ import time
 import pytest
 
 from grpo_core import Verdict, Verifier, hookimpl
-from grpo_core.datasets import DatasetAdapter
-from grpo_core.extract import completion_text, extract_answer
-from grpo_core.registry import Provenance, make_reward_spec
+from grpo_core.kit.datasets import DatasetAdapter
+from grpo_core.kit.extraction import completion_text, extract_answer
+from grpo_core.plugins.registry import Provenance, make_reward_spec
 from grpo_core.testing import ConformanceError, check_dataset, check_reward, check_verifier
 
 REWARD_CHECKS = ["signature", "values", "determinism", "chat", "edge cases", "requires", "picklable", "timeout"]
@@ -128,7 +128,7 @@ def slow_on_huge(completions, **kwargs):
         (short_list, {}, "values", "returned 1 values for 4 completions"),
         (strings, {}, "values", "value 0 is str '1', not a float"),
         (nan_values, {}, "values", "return None for 'no opinion', never NaN"),
-        (text_only, {}, "chat", "grpo_core.extract.completion_text(completion)"),
+        (text_only, {}, "chat", "grpo_core.kit.completion_text(completion)"),
         (fails_on_empty, {}, "edge cases", "ZeroDivisionError: float division by zero on the 'empty' completion"),
         (noisy, {}, "determinism", "derive any randomness from the inputs"),
         (reads_undeclared_column, {"answer": "42"}, "requires", "add every column it reads to requires"),
@@ -230,7 +230,7 @@ def test_each_broken_verifier_gets_its_fix(verifier, check, fix):
 
 
 def test_hanging_verifier(monkeypatch):
-    import grpo_core.testing as kit
+    import grpo_core.testing.conformance as kit
 
     monkeypatch.setattr(kit, "VERIFIER_GRACE", 0.4)
     msg = failure(HangingVerifier(), kind="verifier", golds=["42"])
@@ -305,8 +305,8 @@ def test_unknown_split_names_the_splits():
 def test_kit_is_a_light_pytest_plugin():
     from importlib.metadata import entry_points
 
-    assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "grpo_core"] == ["grpo_core.testing"]
-    code = "import grpo_core.testing, json, sys; print(json.dumps(sorted(sys.modules)))"
+    assert [ep.value for ep in entry_points(group="pytest11") if ep.name == "grpo_core"] == ["grpo_core.testing.pytest_plugin"]
+    code = "import grpo_core.testing.pytest_plugin, json, sys; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    heavy = {"torch", "transformers", "trl", "datasets", "numpy", "grpo_core.engine"} & set(json.loads(out))
-    assert not heavy, f"importing grpo_core.testing pulled in {heavy}"
+    heavy = {"torch", "transformers", "trl", "datasets", "numpy"} & set(json.loads(out))
+    assert not heavy, f"importing the pytest plugin pulled in {heavy}"

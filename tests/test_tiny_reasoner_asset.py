@@ -39,8 +39,8 @@ def tokenizer():
 
 
 def test_tokenizer_reload_and_tags(tokenizer):
-    from grpo_core.builtin.arithmetic import problems
-    from grpo_core.prompts import chat_prompt
+    from grpo_core.default_plugins.arithmetic import problems
+    from grpo_core.kit.prompts import chat_prompt
 
     p = problems("test")[3]
     text = tokenizer.apply_chat_template(chat_prompt(p["question"]), tokenize=False, add_generation_prompt=True)
@@ -58,9 +58,9 @@ def test_greedy_reply_is_well_formed(tokenizer):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from grpo_core.builtin.arithmetic import problems
-    from grpo_core.builtin.format_rewards import strict_format
-    from grpo_core.prompts import chat_prompt
+    from grpo_core.default_plugins.arithmetic import problems
+    from grpo_core.default_plugins.format_rewards import strict_format
+    from grpo_core.kit.prompts import chat_prompt
 
     model = AutoModelForCausalLM.from_pretrained(str(ASSET))
     assert sum(p.numel() for p in model.parameters()) < 1_500_000

@@ -20,7 +20,7 @@ import toy_plugin  # noqa: E402  (tests/ is on sys.path)
 from tiny_models import build_tiny_qwen2  # noqa: E402
 
 from grpo_core import hookimpl  # noqa: E402
-from grpo_core.config import build_config  # noqa: E402
+from grpo_core.config.settings import build_config  # noqa: E402
 from grpo_core.errors import ConfigError, PreflightError  # noqa: E402
 from grpo_core.plugins import pm, reset_for_tests  # noqa: E402
 
@@ -264,7 +264,7 @@ def test_unknown_grpo_setting_lists_close_names(plugins_registered, tiny_model, 
 
 
 def test_presets_carry_the_reference_settings():
-    from grpo_core.presets import get_preset
+    from grpo_core.config.presets import get_preset
 
     q = get_preset("seed-qwen2.5-3b")
     g = q["grpo"]
@@ -407,7 +407,7 @@ def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_re
 def _fake_gpu(monkeypatch, total_gib: int):
     """The runner sizes vLLM only with a GPU and a colocated engine; fake both (nothing loads in a dry run)."""
     import grpo_core.train.runner as runner
-    from grpo_core.memory_plan import GIB
+    from grpo_core.train.memory_plan import GIB
 
     class Props:
         total_memory = total_gib * GIB
@@ -479,7 +479,7 @@ def test_auto_fraction_is_chosen_by_preflight_and_given_to_the_trl_backend(plugi
 
 
 def test_auto_fraction_that_cannot_be_sized_asks_for_a_number(plugins_registered, tiny_model, tmp_path, monkeypatch):
-    import grpo_core.memory_plan as memory_plan
+    import grpo_core.train.memory_plan as memory_plan
     from grpo_core.train import run
 
     _fake_gpu(monkeypatch, 24)

@@ -12,7 +12,7 @@ would.
 import re
 from typing import Any
 
-from grpo_core.extract import completion_text, extract_answer
+from grpo_core.kit import completion_text, extract_answer
 
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -76,7 +76,7 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def installed(grpo_register, plugin_state):
+def installed(grpo_register):
     """Stands in for `pip install -e .`: register this module as the plugin."""
     grpo_register(sys.modules[__name__], name="numeric")
 
@@ -124,7 +124,7 @@ def test_docstring_examples():
 
 def test_score_command_on_the_tutorial_rewards():
     # -- start score --
-    from grpo_core.scoring import score, summarize
+    from grpo_core.rewards.scoring import score, summarize
 
     report = score("numeric_answer,close_enough", dataset="arithmetic:test", gold_format=True, limit=10)
     table = summarize(report)

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from grpo_core.config import build_config
+from grpo_core.config.settings import build_config
 from grpo_core.errors import ConfigError
 from grpo_core.train.vllm_engine import TRL_GENERATION_MODULE, extra_engine_kwargs
 

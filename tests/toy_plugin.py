@@ -6,9 +6,9 @@ Module-level functions, so the deadline workers can import them.
 from __future__ import annotations
 
 from grpo_core import Verdict, Verifier, hookimpl
-from grpo_core.datasets import DatasetAdapter
-from grpo_core.extract import completion_text
-from grpo_core.prompts import format_xml
+from grpo_core.kit.datasets import DatasetAdapter
+from grpo_core.kit.extraction import completion_text
+from grpo_core.kit.prompts import format_xml
 
 
 def short_reward(completions, **kwargs):

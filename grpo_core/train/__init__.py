@@ -3,4 +3,4 @@
 Everything here imports torch/trl lazily; :func:`run` is the entry point.
 """
 
-from .runner import run  # noqa: F401
+from grpo_core.train.runner import run  # noqa: F401

@@ -18,8 +18,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import AUTO_FRACTION, RunConfig
-from ..errors import ConfigError
+from grpo_core.config.settings import AUTO_FRACTION, RunConfig
+from grpo_core.errors import ConfigError
+from grpo_core.runtime.hardware import cuda_available, import_unsloth_first
 
 
 @dataclass
@@ -31,15 +32,6 @@ class LoadedPolicy:
     trainer_base: type
     grpo_overrides: dict = field(default_factory=dict)
     device: str = "cpu"
-
-
-def cuda_available() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def choose_backend(cfg: RunConfig) -> tuple[str, str]:
@@ -89,16 +81,6 @@ def engine_fraction(cfg: RunConfig, in_process: bool) -> float | None:
     return None
 
 
-def import_unsloth_first() -> None:
-    """Unsloth patches trl/transformers on import, so it must come first."""
-    if "trl" in sys.modules and "unsloth" not in sys.modules:
-        print("grpo-core: warning: trl was imported before unsloth; Unsloth's patches may be incomplete.", file=sys.stderr)
-    try:
-        import unsloth  # noqa: F401
-    except Exception as exc:  # NotImplementedError on machines without a GPU
-        raise ConfigError(f"Unsloth could not be imported ({type(exc).__name__}: {exc}); use --backend trl.") from None
-
-
 def _target_modules(model, wanted: list[str]) -> list[str]:
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     present = [m for m in wanted if m in names]
@@ -111,9 +93,9 @@ def _target_modules(model, wanted: list[str]) -> list[str]:
 
 
 def load_trl(cfg: RunConfig, model_path: str) -> LoadedPolicy:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOTrainer
+    import torch  # deferred: heavy (torch)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # deferred: heavy (transformers)
+    from trl import GRPOTrainer  # deferred: heavy (trl)
 
     cuda = torch.cuda.is_available()
     tok = AutoTokenizer.from_pretrained(model_path)
@@ -125,7 +107,7 @@ def load_trl(cfg: RunConfig, model_path: str) -> LoadedPolicy:
     if cfg.load_in_4bit:
         if not cuda:
             raise ConfigError("load_in_4bit needs a CUDA GPU (bitsandbytes); drop --load-in-4bit on CPU.")
-        from transformers import BitsAndBytesConfig
+        from transformers import BitsAndBytesConfig  # deferred: heavy (transformers)
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"], bnb_4bit_use_double_quant=True
@@ -133,7 +115,7 @@ def load_trl(cfg: RunConfig, model_path: str) -> LoadedPolicy:
     model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
     peft_config = None
     if not cfg.full_finetune:
-        from peft import LoraConfig
+        from peft import LoraConfig  # deferred: heavy (peft)
 
         peft_config = LoraConfig(
             r=cfg.lora.r,
@@ -188,9 +170,8 @@ def load_unsloth(cfg: RunConfig, model_path: str) -> LoadedPolicy:
         use_gradient_checkpointing="unsloth",
         random_state=cfg.seed,
     )
-    from trl import GRPOTrainer
-
-    import torch
+    import torch  # deferred: heavy (torch)
+    from trl import GRPOTrainer  # deferred: heavy (trl)
 
     bf16 = torch.cuda.is_bf16_supported()
     # Unsloth's own (offloaded) gradient checkpointing is on the model already; TRL must not add its own

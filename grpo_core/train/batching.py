@@ -20,12 +20,13 @@ so a run that runs out of memory on long sequences does so at step 1. ``longest_
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any, Callable
 
 
 def leading_padding(attention_mask) -> int:
     """Number of leading columns that are padding in every row."""
-    import torch
+    import torch  # deferred: heavy (torch)
 
     used = attention_mask.bool().any(dim=0)
     if not bool(used.any()):
@@ -39,7 +40,7 @@ def trimmed_logps(call: Callable, input_ids, attention_mask, logits_to_keep: int
     Returns (log-probs, entropies or None, None) concatenated over the chunks, as TRL's function does
     for text models without an auxiliary loss.
     """
-    import torch
+    import torch  # deferred: heavy (torch)
 
     step = batch_size or input_ids.size(0)
     logps, entropies = [], []
@@ -55,7 +56,7 @@ def trimmed_logps(call: Callable, input_ids, attention_mask, logits_to_keep: int
 
 def group_permutation(batch_size: int, group: int):
     """A random order of whole groups of ``group`` consecutive rows (None when they do not tile the batch)."""
-    import torch
+    import torch  # deferred: heavy (torch)
 
     if group <= 1 or batch_size % group:
         return None
@@ -65,7 +66,7 @@ def group_permutation(batch_size: int, group: int):
 
 def permute_sequence_dict(seq_dict: dict, permutation) -> dict:
     """Apply one row order to every tensor and list in ``seq_dict`` (0-d tensors and None stay)."""
-    import torch
+    import torch  # deferred: heavy (torch)
 
     def permute(v):
         if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):
@@ -145,8 +146,6 @@ class LongestFirstSampler:
                        f"over these {len(self.lengths)} prompts; TRL's order is used")
             yield from it
             return
-        from itertools import islice
-
         head = list(islice(it, per_round))
         drawn = list(dict.fromkeys(head))  # the round's distinct prompts, in TRL's order
         swap = longest_first_swap(drawn, self.lengths)

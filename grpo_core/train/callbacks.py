@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
 
 
 def _fmt(v) -> str:
@@ -108,8 +110,6 @@ class GracefulStop(TrainerCallback):
         self._old: dict = {}
 
     def install(self) -> None:
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,3 +137,9 @@ class GracefulStop(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+def drop_default_printer(trainer) -> None:
+    """Remove transformers' own progress printers; ProgressCallback prints instead."""
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(HFProgress)

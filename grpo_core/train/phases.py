@@ -26,7 +26,7 @@ Only one clock listens at a time; installing a second replaces the first.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from transformers import TrainerCallback
 
@@ -47,7 +47,7 @@ _patched = False
 
 
 def _cuda_sync() -> None:
-    import torch
+    import torch  # deferred: heavy (torch)
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -58,7 +58,7 @@ def _patch_profiling() -> None:
     global _patched
     if _patched:
         return
-    from trl.extras.profiling import ProfilingContext
+    from trl.extras.profiling import ProfilingContext  # deferred: heavy (trl)
 
     enter, exit_ = ProfilingContext.__enter__, ProfilingContext.__exit__
 
@@ -81,8 +81,9 @@ def _patch_profiling() -> None:
 class PhaseClock(TrainerCallback):
     """A trainer callback that records, per optimizer step, the time of each phase."""
 
-    def __init__(self, sync_cuda: bool = False) -> None:
+    def __init__(self, sync_cuda: bool = False, clock: Callable[[], float] = time.perf_counter) -> None:
         self.sync_cuda = sync_cuda
+        self._now = clock  # seconds; tests pass a fake clock
         self.steps: list[dict[str, float]] = []
         self._open: list[tuple[str, float]] = []
         self._acc: dict[str, float] = dict.fromkeys(PHASES, 0.0)
@@ -104,7 +105,7 @@ class PhaseClock(TrainerCallback):
     def _enter(self, name: str) -> None:
         if self.sync_cuda:
             _cuda_sync()
-        self._open.append((name.split(".", 1)[-1], time.perf_counter()))
+        self._open.append((name.split(".", 1)[-1], self._now()))
 
     def _exit(self, name: str) -> None:
         if not self._open:
@@ -112,7 +113,7 @@ class PhaseClock(TrainerCallback):
         if self.sync_cuda:
             _cuda_sync()
         part, t0 = self._open.pop()
-        dt = time.perf_counter() - t0
+        dt = self._now() - t0
         phase = PHASE_OF.get(part)
         if part == LOGPS and any(p == "_prepare_inputs" for p, _ in self._open):
             phase = "old_logps"
@@ -121,12 +122,12 @@ class PhaseClock(TrainerCallback):
 
     # -- step boundaries -----------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
-        self._last_end = time.perf_counter()
+        self._last_end = self._now()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.sync_cuda:
             _cuda_sync()
-        now = time.perf_counter()
+        now = self._now()
         rec = {f"{k}_s": v for k, v in self._acc.items()}
         rec["step_s"] = now - (self._last_end if self._last_end is not None else now)
         rec["train_s"] = max(0.0, rec["step_s"] - rec["prepare_s"])

@@ -10,29 +10,23 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import AUTO_FRACTION, RunConfig
-from ..datasets import content_hash, parse_dataset_spec
-from ..engine import RewardEngine
-from ..errors import ConfigError, PreflightError
-from .backends import choose_backend, colocated_vllm, import_unsloth_first, load_policy
-from .runinfo import RunInfo, is_main_process, reward_records
-
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
-
-
-def resolve_model(model: str | None) -> str:
-    if model is None:
-        if not (BUNDLED_MODEL / "config.json").is_file():
-            raise ConfigError(f"the bundled tiny model is missing at {BUNDLED_MODEL}; reinstall grpo-core or pass --model.")
-        return str(BUNDLED_MODEL)
-    p = Path(model).expanduser()
-    if p.exists():
-        if not (p / "config.json").is_file():
-            raise ConfigError(f"model folder {str(p)!r} has no config.json; point --model at a saved Hugging Face model folder.")
-        return str(p)
-    if model.count("/") != 1 or model.startswith((".", "/")):
-        raise ConfigError(f"model {model!r} is neither a local folder nor a hub id (owner/name).")
-    return model
+from grpo_core.config.settings import AUTO_FRACTION, RunConfig
+from grpo_core.errors import ConfigError, PreflightError
+from grpo_core.evaluation.report import EvalPlan, write_report
+from grpo_core.kit.chat_templates import apply_template
+from grpo_core.kit.datasets import content_hash, parse_dataset_spec
+from grpo_core.plugins.lookup import get_dataset
+from grpo_core.rewards.engine import RewardEngine
+from grpo_core.run_folder import RunInfo, is_main_process, reward_records, write_adapter_card
+from grpo_core.runtime.hardware import import_unsloth_first, resolve_model
+from grpo_core.train import preflight
+from grpo_core.train.backends import choose_backend, colocated_vllm, load_policy
+from grpo_core.train.memory_plan import gpu_total_bytes
+from grpo_core.train.preflight import prompt_lengths
+from grpo_core.train.sft import run_sft
+from grpo_core.train.trl_glue import EngineRewardFuncs, make_trainer_class
+from grpo_core.train.vllm_engine import extra_engine_kwargs
+from grpo_core.train.vllm_sync import install_fast_sync
 
 
 def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
@@ -48,7 +42,7 @@ def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
 
 
 def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.trainer_utils import get_last_checkpoint  # deferred: heavy (transformers)
 
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
@@ -65,7 +59,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         import_unsloth_first()
     cfg.validate(check_grpo_fields=True)
     if cfg.threads:
-        import torch
+        import torch  # deferred: heavy (torch)
 
         torch.set_num_threads(cfg.threads)
     model_path = resolve_model(cfg.model)
@@ -77,7 +71,6 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     echo("rewards: " + ", ".join(f"{r.name}×{r.weight:g} ({r.spec.provenance.describe()})" for r in engine.rewards))
 
     # 2. data
-    from .. import get_dataset
 
     ds_name, split = parse_dataset_spec(cfg.dataset)
     adapter = get_dataset(ds_name)
@@ -87,10 +80,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     echo(f"dataset: {ds_name}:{split or adapter.splits[0]} ({len(dataset)} rows, verifier {adapter.verifier!r})")
 
     # 3. pre-flight (tokenizer only; the model is not loaded yet)
-    from transformers import AutoTokenizer
-
-    from .. import preflight
-    from ..chat_templates import apply_template
+    from transformers import AutoTokenizer  # deferred: heavy (transformers)
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     apply_template(tokenizer, cfg.chat_template)
@@ -102,8 +92,6 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     echo("pre-flight:")
     vllm_setup = None
     if colocated_vllm(cfg, backend):
-        from ..memory_plan import gpu_total_bytes
-
         trl_len = grpo_kwargs.get("vllm_max_model_length") if backend == "trl" else None
         vllm_setup = preflight.VllmSetup(
             model_path, cfg.gpu_memory_utilization, gpu_total_bytes(), cfg.load_in_4bit, max_model_len=trl_len or cfg.max_seq_length, grow_to_fit=backend == "trl" and trl_len is None,
@@ -150,7 +138,6 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         grpo_kwargs.setdefault(k, v)
     info.update(status="running", grpo_config=grpo_kwargs)
 
-    from ..report import EvalPlan
 
     evals = EvalPlan.from_config(cfg, adapter, ds_name, echo)
     if evals and not resume and info.enabled:
@@ -161,24 +148,23 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     # 5. SFT warm-up
     if cfg.sft_warmup_steps and not resume:
         if peft_config is not None:
-            from peft import get_peft_model
+            from peft import get_peft_model  # deferred: heavy (peft)
 
             model = get_peft_model(model, peft_config)
             peft_config = None
-        from .sft import run_sft
-
         info.update(sft={"steps": cfg.sft_warmup_steps, "loss": run_sft(
             model, policy.tokenizer, dataset, steps=cfg.sft_warmup_steps, learning_rate=cfg.sft_learning_rate,
             output_dir=str(out_dir / "sft"), grpo_kwargs=grpo_kwargs, seed=cfg.seed, echo=echo)})
 
     # 6. GRPO
-    from trl import GRPOConfig
+    from trl import GRPOConfig  # deferred: heavy (trl)
 
-    from .callbacks import GracefulStop, ProgressCallback
-    from .phases import PhaseClock
-    from .trl_glue import EngineRewardFuncs, make_trainer_class
-    from .vllm_engine import extra_engine_kwargs
-
+    from grpo_core.train.callbacks import (  # deferred: imports transformers at module top
+        GracefulStop,
+        ProgressCallback,
+        drop_default_printer,
+    )
+    from grpo_core.train.phases import PhaseClock  # deferred: imports torch/trl at module top
     rewards = EngineRewardFuncs(engine)
     args = GRPOConfig(**grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
     progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
@@ -191,7 +177,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         echo("vllm_engine_kwargs: ignored on the unsloth backend (Unsloth starts its own engine with fast_inference)")
     callbacks = [progress, stop, clock]
     if cfg.trace_step:
-        from .step_trace import StepTracer
+        from grpo_core.train.step_trace import StepTracer  # deferred: imports torch at module top
 
         callbacks.append(StepTracer(cfg.trace_step, out_dir, echo=echo))
     with extra_engine_kwargs(cfg.vllm_engine_kwargs if on_trl else None, echo=echo):
@@ -207,11 +193,9 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     trainer._grpo_core_rewards = rewards
     trainer._grpo_core_clock = clock
     if on_trl and getattr(trainer, "use_vllm", False):
-        from .vllm_sync import install_fast_sync
-
         why_not = install_fast_sync(trainer) if cfg.fast_vllm_sync else "fast_vllm_sync is off"
         echo("vLLM weight sync: " + ("grpo-core's (changed LoRA layers only, merged out of place, one load call)" if why_not is None else f"TRL's ({why_not})"))
-    _drop_default_printer(trainer)
+    drop_default_printer(trainer)
     ckpt = last_checkpoint(cfg.output_dir) if resume else None
     if ckpt:
         echo(f"resuming from {ckpt}")
@@ -246,7 +230,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         reward_totals={k: vars(v) for k, v in engine.totals.items()},
     )
     if info.enabled:
-        _append_model_card(adapter_dir, info)
+        write_adapter_card(adapter_dir, info)
     echo(f"saved adapter to {adapter_dir} ({status} at step {trainer.state.global_step})")
     if info.enabled:
         (out_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
@@ -256,8 +240,6 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         evals.run("after", trainer.model, policy.tokenizer)
         info.update(evaluation=evals.summary())
     if cfg.report and info.enabled:
-        from ..report import write_report
-
         path = write_report(out_dir, info.data, progress.history, evals)
         echo(f"report: {path}")
     info.update(total_seconds=round(time.monotonic() - t_start, 1))
@@ -271,7 +253,6 @@ def _longest_first_lengths(cfg: RunConfig, dataset, tokenizer, resume: bool, ech
     The sampler says, when training starts, which prompts the first round holds."""
     if not cfg.longest_first:
         return None
-    from ..preflight import prompt_lengths
 
     if resume:
         # the first round has already run; the swap stays, so the resumed epoch has the interrupted run's
@@ -287,22 +268,8 @@ def _silent(_line: str) -> None:
 def _quiet_libraries() -> None:
     """Our progress line replaces the libraries' bars and raw log dicts; no usage telemetry."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    import datasets
-    import transformers
+    import datasets  # deferred: heavy (datasets, pyarrow)
+    import transformers  # deferred: heavy (transformers)
 
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
-
-
-def _drop_default_printer(trainer) -> None:
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
-
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(HFProgress)
-
-
-def _append_model_card(adapter_dir: Path, info: RunInfo) -> None:
-    readme = adapter_dir / "README.md"
-    text = readme.read_text() if readme.exists() else "# grpo-core adapter\n"
-    readme.write_text(text.rstrip() + "\n" + info.model_card_section())
-    (adapter_dir / "run.json").write_text(info.path.read_text())

@@ -7,7 +7,7 @@ learn from from the first step.
 
 from __future__ import annotations
 
-from ..errors import PreflightError
+from grpo_core.errors import PreflightError
 
 
 def sft_dataset(dataset):
@@ -24,7 +24,9 @@ def sft_dataset(dataset):
 
 def run_sft(model, tokenizer, dataset, *, steps: int, learning_rate: float, output_dir: str, grpo_kwargs: dict, seed: int, echo=print):
     """Train ``model`` in place for ``steps`` SFT steps; returns the final loss."""
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig, SFTTrainer  # deferred: heavy (trl)
+
+    from grpo_core.train.callbacks import drop_default_printer  # deferred: imports transformers at module top
 
     data = sft_dataset(dataset)
     share = {k: grpo_kwargs[k] for k in ("use_cpu", "bf16", "fp16") if k in grpo_kwargs}
@@ -44,9 +46,8 @@ def run_sft(model, tokenizer, dataset, *, steps: int, learning_rate: float, outp
         **share,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
-    from .runner import _drop_default_printer
 
-    _drop_default_printer(trainer)
+    drop_default_printer(trainer)
     echo(f"SFT warm-up: {steps} steps at lr {learning_rate:g} on {len(data)} reference solutions")
     out = trainer.train()
     echo(f"SFT warm-up done: loss {out.training_loss:.4f}")

@@ -62,8 +62,8 @@ class StepTracer(TrainerCallback):
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step + 1 != self.step or self._prof is not None:
             return
-        import torch
-        from torch.profiler import ProfilerActivity, profile
+        import torch  # deferred: heavy (torch)
+        from torch.profiler import ProfilerActivity, profile  # deferred: heavy (torch)
 
         self._on_gpu = torch.cuda.is_available()
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if self._on_gpu else [])
@@ -75,7 +75,7 @@ class StepTracer(TrainerCallback):
         if self._prof is None or self.summary is not None:
             return
         if self._on_gpu:
-            import torch
+            import torch  # deferred: heavy (torch)
 
             torch.cuda.synchronize()
         wall = time.perf_counter() - self._t0

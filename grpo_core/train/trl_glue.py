@@ -3,7 +3,7 @@
 TRL calls each reward function in turn. We hand it one thin wrapper per
 chosen reward (so TRL's own ``rewards/<name>/mean|std`` logging and
 ``reward_weights`` work as usual); the first wrapper of a batch scores *all*
-rewards at once through the :class:`~grpo_core.engine.RewardEngine`, which
+rewards at once through the :class:`~grpo_core.rewards.engine.RewardEngine`, which
 runs them concurrently, and the others read the cached result.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..engine import RewardEngine
-from ..extract import completion_text
+from grpo_core.kit.extraction import completion_text
+from grpo_core.rewards.engine import RewardEngine
+from grpo_core.train import batching  # called through the module, so tests can substitute its functions
 
 
 def degenerate(text: str) -> bool:
@@ -93,25 +94,21 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
                 text_only = all(v is None for k, v in kwargs.items() if k not in ("compute_entropy", "batch_size", "compute_aux_loss"))
                 if not trim_padding or kwargs.get("compute_aux_loss") or len(args) != 3 or not text_only:
                     return parent(model, *args, **kwargs)
-                from .batching import trimmed_logps
-
                 input_ids, attention_mask, logits_to_keep = args
                 batch_size = kwargs.pop("batch_size", None)
                 kwargs.pop("compute_aux_loss", None)
-                return trimmed_logps(lambda ids, mask, keep, **kw: parent(model, ids, mask, keep, **kw),
+                return batching.trimmed_logps(lambda ids, mask, keep, **kw: parent(model, ids, mask, keep, **kw),
                                      input_ids, attention_mask, logits_to_keep, batch_size, **kwargs)
 
             def _prepare_inputs(self, *args, **kwargs):
                 if not (group_steps and self.model.training):
                     return super()._prepare_inputs(*args, **kwargs)
-                import trl.trainer.grpo_trainer as grpo_module
-
-                from .batching import grouped_shuffle
+                import trl.trainer.grpo_trainer as grpo_module  # deferred: heavy (trl)
 
                 original = getattr(grpo_module, "shuffle_sequence_dict", None)
                 if original is None:  # a TRL that cuts rounds differently: leave it as it is
                     return super()._prepare_inputs(*args, **kwargs)
-                grpo_module.shuffle_sequence_dict = grouped_shuffle(self.num_generations, original)
+                grpo_module.shuffle_sequence_dict = batching.grouped_shuffle(self.num_generations, original)
                 try:
                     return super()._prepare_inputs(*args, **kwargs)
                 finally:
@@ -122,9 +119,7 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
 
         class GrpoCoreTrainer(cls):  # noqa: F811
             def _get_train_sampler(self, *args, **kwargs):
-                from .batching import LongestFirstSampler
-
-                return LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths, report=echo)
+                return batching.LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths, report=echo)
 
         cls = GrpoCoreTrainer
     cls.__name__ = f"GrpoCore{base.__name__}"

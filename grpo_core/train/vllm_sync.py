@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 
 def _lora_layers(model) -> Iterator[tuple[str, Any]]:
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lora import LoraLayer  # deferred: heavy (peft)
 
     for name, module in model.named_modules():
         if isinstance(module, LoraLayer):
@@ -38,7 +38,7 @@ def _vllm_name(peft_name: str) -> str:
 
 def changing_weights(model) -> Iterator[tuple[str, Any]]:
     """(vLLM name, tensor) for every weight the trainer can have changed, LoRA merged in."""
-    import torch
+    import torch  # deferred: heavy (torch)
 
     with torch.no_grad():
         lora_prefixes = []
@@ -77,7 +77,7 @@ def why_not_fast(trainer) -> str | None:
     layers = list(_lora_layers(model))
     if not layers:
         return "not a LoRA model"
-    import torch
+    import torch  # deferred: heavy (torch)
 
     for _, layer in layers:
         base = layer.get_base_layer()

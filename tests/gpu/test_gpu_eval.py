@@ -1,7 +1,7 @@
 """GPU: `grpo-core eval` with vLLM, the adapter served as a LoRA request (run with `pytest -m gpu`).
 
 Self-contained: a random-weight Qwen2 of vLLM-friendly shape (hidden 256, 4 heads of 64, the
-"small" shape of grpo_core.modelgen) is built on the spot, and a LoRA adapter whose B weights are
+"small" shape of grpo_core.testing.modelgen) is built on the spot, and a LoRA adapter whose B weights are
 set to random values (tests/tiny_adapters.py) stands in for a trained one: it changes the model's
 outputs a lot, so "vLLM applied the LoRA" is visible in the completions. Needs CUDA and vllm.
 """
@@ -20,7 +20,7 @@ def small_run(tmp_path_factory, cuda_gpu):
     pytest.importorskip("vllm")
     from tiny_adapters import make_adapter_run
 
-    from grpo_core.modelgen import build_random_model
+    from grpo_core.testing.modelgen import build_random_model
 
     base = build_random_model(tmp_path_factory.mktemp("m") / "small", "small", device="cpu", dtype="float32")
     return make_adapter_run(tmp_path_factory.mktemp("r") / "run", base, scale=0.5, rank=8)
@@ -36,7 +36,7 @@ def _prefix(a: str, b: str) -> int:
 def test_vllm_eval_applies_the_lora_request_and_writes_the_same_json(small_run, tmp_path, register_plugin):
     import toy_plugin
 
-    from grpo_core.evaluation import EvalRequest, VLLMEngine, run_eval
+    from grpo_core.evaluation.evaluate import EvalRequest, VLLMEngine, run_eval
 
     register_plugin(toy_plugin.ToyPlugin(), name="toy_plugin")
     common = dict(dataset="toy:test", adapter=str(small_run), limit=8, max_new_tokens=24, compare_base=True, seed=11)
@@ -72,7 +72,7 @@ def test_vllm_eval_applies_the_lora_request_and_writes_the_same_json(small_run, 
 
 def test_auto_engine_picks_vllm_on_gpu():
     pytest.importorskip("vllm")
-    from grpo_core.evaluation import choose_engine
+    from grpo_core.evaluation.evaluate import choose_engine
 
     assert choose_engine("auto")[0] == "vllm"
 
@@ -80,7 +80,7 @@ def test_auto_engine_picks_vllm_on_gpu():
 def test_merged_4bit_export_is_made_and_checked_on_gpu(small_run, tmp_path):
     """merged_4bit (bitsandbytes NF4) exists only on CUDA; the post-export check must still see the LoRA in it."""
     pytest.importorskip("bitsandbytes")
-    from grpo_core.export import ExportRequest, export_run
+    from grpo_core.export.export import ExportRequest, export_run
 
     rec = export_run(ExportRequest(run=str(small_run), format="merged_4bit", out=str(tmp_path / "m4"), backend="peft"), echo=print)
     (r,) = rec["check"]["results"]

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.gpu
 
 @pytest.fixture(scope="module")
 def model_05b(tmp_path_factory, cuda_gpu):
-    from grpo_core.modelgen import build_random_model
+    from grpo_core.testing.modelgen import build_random_model
 
     return str(build_random_model(tmp_path_factory.mktemp("m") / "qwen05", "qwen2.5-0.5b"))
 
@@ -68,7 +68,7 @@ def test_trl_backend_with_vllm_colocate(model_05b, tmp_path, spg):
 
 def test_auto_picks_unsloth_on_gpu():
     pytest.importorskip("unsloth")
-    from grpo_core.config import RunConfig
+    from grpo_core.config.settings import RunConfig
     from grpo_core.train.backends import choose_backend
 
     assert choose_backend(RunConfig(model="x/y"))[0] == "unsloth"

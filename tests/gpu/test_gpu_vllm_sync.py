@@ -33,7 +33,7 @@ def make_trainer(tmp):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from grpo_core.modelgen import build_random_model
+    from grpo_core.testing.modelgen import build_random_model
 
     path = str(build_random_model(os.path.join(tmp, "small"), "small"))
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16)

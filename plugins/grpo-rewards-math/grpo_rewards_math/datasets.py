@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from grpo_core.datasets import DatasetAdapter, read_jsonl
-from grpo_core.errors import ConfigError
-from grpo_core.prompts import format_xml
+from grpo_core.kit import DatasetAdapter, read_jsonl
+from grpo_core import ConfigError
+from grpo_core.kit import format_xml
 
 DATA = Path(__file__).parent / "data"
 

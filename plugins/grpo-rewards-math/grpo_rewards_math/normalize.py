@@ -29,7 +29,7 @@ Policies (the same for every verifier of this plugin):
 
 from __future__ import annotations
 
-from grpo_core.extract import matching_brace
+from grpo_core.kit import matching_brace
 
 import re
 from fractions import Fraction

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from grpo_core.extract import completion_text
-from grpo_core.verdict import VerdictStatus
+from grpo_core.kit import completion_text
+from grpo_core.kit import VerdictStatus
 
 DEFAULT_VERIFIER = "gsm8k"
 _ABSTAIN = (VerdictStatus.GOLD_UNPARSEABLE, VerdictStatus.TIMED_OUT, VerdictStatus.ERROR)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 
-from grpo_core.verdict import Verdict
+from grpo_core.kit import Verdict
 
 from . import normalize as N
 

@@ -32,7 +32,7 @@ class _SymbolicVerifier(Verifier):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        from grpo_core.deadline import in_worker
+        from grpo_core.kit import in_worker
 
         if in_worker():
             from .symbolic import warm

@@ -1,1 +1,0 @@
-"""Built-in plugins. They register through the same hooks as any third party."""

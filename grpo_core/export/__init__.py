@@ -1,0 +1,1 @@
+"""Export of a trained run: merged weights, GGUF (:mod:`~grpo_core.export.gguf`), the post-export check, the hub."""

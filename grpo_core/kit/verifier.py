@@ -1,0 +1,158 @@
+"""The base class for answer verifiers.
+
+A verifier answers one question: does this prediction match this gold answer?
+Subclasses implement :meth:`Verifier.compare` (and optionally
+:meth:`Verifier.quick_compare`); the base class provides what every verifier
+must guarantee:
+
+* ``verify`` and ``check`` are keyword-only, so gold and prediction cannot be
+  swapped by accident;
+* every call returns a :class:`~grpo_core.kit.Verdict`, never raises;
+* ``compare`` runs under a hard time limit in a killable worker process
+  (no ``signal.alarm``, so it works off the main thread too);
+* verdicts are cached;
+* ``verify_batch`` / ``check_batch`` spread the slow comparisons over processes.
+
+``quick_compare`` runs inline and must be bounded by construction (string and
+number normalisation on length-capped input). It returns a Verdict when it can
+decide, or ``None`` to hand the pair to ``compare`` in a worker.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Sequence
+
+from grpo_core.kit.extraction import MAX_ANSWER_CHARS, extract_answer
+from grpo_core.kit.verdict import Verdict
+from grpo_core.runtime.deadline import map_with_deadline
+
+
+class Verifier:
+    """The base of answer verifiers: override ``quick_compare`` (cheap, in-process) and ``compare`` (slow, in a worker under ``timeout``)."""
+
+    #: registry name; ``register(verifier)`` uses it when no name is given
+    name: str = ""
+    #: one-line description shown by ``grpo-core verifiers``
+    description: str = ""
+    #: hard time limit (seconds) for one ``compare`` call
+    timeout: float = 5.0
+    #: allow fallback extraction ("the answer is ...", last number)
+    fallback: bool = False
+    #: bump when verdicts change, so caches keyed on it stay honest
+    version: str = "1"
+    cache_size: int = 65536
+
+    def __init__(self, *, timeout: float | None = None, fallback: bool | None = None) -> None:
+        if timeout is not None:
+            self.timeout = timeout
+        if fallback is not None:
+            self.fallback = fallback
+        self._cache: OrderedDict = OrderedDict()
+
+    # --- to override -------------------------------------------------
+    def extract(self, text: Any) -> str | None:
+        """The answer in a response, or None. Strict by default."""
+        return extract_answer(text, fallback=self.fallback)
+
+    def quick_compare(self, gold: str, pred: str) -> Verdict | None:
+        """Decide cheaply inline, or return None to defer to :meth:`compare`."""
+        return None
+
+    def compare(self, gold: str, pred: str) -> Verdict:
+        """The full comparison; runs in a worker under ``timeout``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compare(gold, pred)")
+
+    def parse_gold(self, gold: str) -> bool:
+        """True when ``gold`` is usable; used by pre-flight and dataset checks."""
+        v = self.verify(gold=gold, pred=gold)
+        return v.gold_ok and v.equal
+
+    # --- the contract ------------------------------------------------
+    def verify(self, *, gold: Any, pred: Any) -> Verdict:
+        """Compare an extracted prediction with the gold answer."""
+        return self.verify_batch([(gold, pred)])[0]
+
+    def check(self, *, gold: Any, response: Any) -> Verdict:
+        """Extract the answer from a full response, then verify it."""
+        return self.check_batch([gold], [response])[0]
+
+    def check_batch(self, golds: Sequence[Any], responses: Sequence[Any]) -> list[Verdict]:
+        if len(golds) != len(responses):
+            raise ValueError(f"check_batch got {len(golds)} golds and {len(responses)} responses")
+        preds = []
+        for r in responses:
+            try:
+                preds.append(self.extract(r))
+            except Exception:  # noqa: BLE001 - a broken extractor is "no answer"
+                preds.append(None)
+        return self.verify_batch(list(zip(golds, preds)))
+
+    def verify_batch(self, pairs: Sequence[tuple[Any, Any]]) -> list[Verdict]:
+        out: list[Verdict | None] = [None] * len(pairs)
+        slow: dict[tuple[str, str], list[int]] = {}
+        for i, (gold, pred) in enumerate(pairs):
+            gold_s = None if gold is None else str(gold).strip()
+            if not gold_s:
+                out[i] = Verdict.gold_unparseable("gold answer is empty", pred=pred)
+                continue
+            if pred is None or not str(pred).strip():
+                out[i] = Verdict.no_answer(gold=gold_s)
+                continue
+            pred_s = str(pred).strip()
+            if len(pred_s) > MAX_ANSWER_CHARS:
+                out[i] = Verdict.pred_unparseable(f"answer longer than {MAX_ANSWER_CHARS} characters", pred=pred_s[:80], gold=gold_s)
+                continue
+            key = (gold_s, pred_s)
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                out[i] = hit
+                continue
+            try:
+                quick = self.quick_compare(gold_s, pred_s)
+            except Exception as exc:  # noqa: BLE001
+                quick = Verdict.error(exc, pred=pred_s, gold=gold_s)
+            if quick is not None:
+                out[i] = self._remember(key, quick)
+            else:
+                slow.setdefault(key, []).append(i)
+        if slow:
+            keys = list(slow)
+            outcomes = map_with_deadline(_compare_in_worker, [(self, g, p) for g, p in keys], timeout=self.timeout)
+            for (g, p), oc in zip(keys, outcomes):
+                if oc.ok and isinstance(oc.value, Verdict):
+                    v = oc.value
+                elif oc.timed_out:
+                    v = Verdict.timed_out(self.timeout, pred=p, gold=g)
+                else:
+                    v = Verdict.error(RuntimeError(oc.error or f"compare returned {oc.value!r}"), pred=p, gold=g)
+                if not oc.timed_out:
+                    self._remember((g, p), v)
+                for i in slow[(g, p)]:
+                    out[i] = v
+        return out  # type: ignore[return-value]
+
+    def _remember(self, key, verdict: Verdict) -> Verdict:
+        self._cache[key] = verdict
+        if len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return verdict
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = OrderedDict()  # never ship the cache to workers
+        return state
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} timeout={self.timeout}s>"
+
+
+def _compare_in_worker(verifier: Verifier, gold: str, pred: str) -> Verdict:
+    try:
+        v = verifier.compare(gold, pred)
+    except Exception as exc:  # noqa: BLE001
+        return Verdict.error(exc, pred=pred, gold=gold)
+    if not isinstance(v, Verdict):
+        return Verdict.error(TypeError(f"compare returned {type(v).__name__}, expected Verdict"), pred=pred, gold=gold)
+    return v

@@ -1,0 +1,49 @@
+"""Look up what plugins registered, by name: the functions ``grpo_core`` re-exports at its top level."""
+
+from __future__ import annotations
+
+from grpo_core.kit import datasets as kit_datasets
+from grpo_core.plugins.registries import plugin_summaries, registries
+
+
+def get_rewards() -> dict:
+    """Every registered reward, by name (qualified names where two plugins collide)."""
+    regs = registries()
+    return {n: regs.rewards.get(n) for n in regs.rewards.names()}
+
+
+def get_reward(name: str):
+    """The :class:`~grpo_core.plugins.registry.RewardSpec` registered as ``name`` (or ``plugin/name``)."""
+    return registries().rewards.get(name)
+
+
+def get_verifier(name: str):
+    """The verifier object registered as ``name``."""
+    return registries().verifiers.get(name).obj
+
+
+def get_verifiers() -> dict:
+    """Every registered verifier entry, by name."""
+    regs = registries()
+    return {n: regs.verifiers.get(n) for n in regs.verifiers.names()}
+
+
+def get_dataset(name: str):
+    """The dataset adapter registered as ``name``."""
+    return registries().datasets.get(name).obj
+
+
+def get_datasets() -> dict:
+    """Every registered dataset adapter entry, by name."""
+    regs = registries()
+    return {n: regs.datasets.get(n) for n in regs.datasets.names()}
+
+
+def get_plugins(all: bool = False) -> list[dict]:
+    """Loaded plugins with their distribution, version, hooks and registrations."""
+    return plugin_summaries(include_builtins=all)
+
+
+# The kit's DatasetAdapter checks gold answers with its verifier, which it names;
+# the kit sits below the plugins, so the plugins hand it the lookup by name.
+kit_datasets.use_verifier_lookup(get_verifier)

@@ -1,0 +1,1 @@
+"""Rewards at run time: the engine that runs them, the ``--plugins`` selection, and ``grpo-core score``."""
