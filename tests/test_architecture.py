@@ -107,3 +107,15 @@ def test_the_core_itself_uses_no_deprecated_path():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.strip() == "[]", res.stdout
+
+
+def test_docstrings_name_modules_that_exist():
+    import importlib.util
+    import re
+
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for mod in re.findall(r":mod:`~?(grpo_core(?:\.\w+)*)`", path.read_text()):
+            if importlib.util.find_spec(mod) is None:
+                missing.append(f"{path.relative_to(ROOT)}: {mod}")
+    assert not missing, "docstrings name modules that do not exist:\n" + "\n".join(missing)
