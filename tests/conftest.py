@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from grpo_core.testing.pytest_plugin import throwaway_registrations
+
 # Tests never reach a hub: models and data are built or bundled locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -54,7 +56,7 @@ def plugin_state(monkeypatch):
 
 
 @pytest.fixture
-def grpo_register(grpo_register, plugin_state):
+def grpo_register(plugin_state):
     """The conformance kit's ``grpo_register`` (one way to register a throwaway plugin), hermetic in this suite.
 
     It stands on ``plugin_state``: the test sees the built-ins only, whatever else
@@ -68,7 +70,7 @@ def grpo_register(grpo_register, plugin_state):
 
         grpo_register(P, name="p")
     """
-    return grpo_register
+    yield from throwaway_registrations()
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -23,6 +23,7 @@ from grpo_core import hookimpl  # noqa: E402
 from grpo_core.config.settings import build_config  # noqa: E402
 from grpo_core.errors import ConfigError, PreflightError  # noqa: E402
 from grpo_core.plugins import pm, reset_for_tests  # noqa: E402
+from grpo_core.testing.pytest_plugin import throwaway_registrations  # noqa: E402
 
 RUN_FLAGS = {
     "dataset": "toy:train",
@@ -66,6 +67,12 @@ def plugins_registered():
     yield
     reset_for_tests()
     os.environ.pop("GRPO_CORE_LOAD_PLUGINS", None)
+
+
+@pytest.fixture
+def grpo_register(plugins_registered):
+    """The kit's throwaway registrations, on top of this module's toy plugins (not the suite's hermetic reset)."""
+    yield from throwaway_registrations()
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +179,7 @@ def test_resume_without_checkpoint_is_a_clear_error(plugins_registered, tiny_mod
         run(cfg, resume=True, echo=lambda s: None)
 
 
-def test_sigterm_saves_checkpoint_and_adapter(plugins_registered, tiny_model, tmp_path):
+def test_sigterm_saves_checkpoint_and_adapter(grpo_register, tiny_model, tmp_path):
     """A reward that sends SIGTERM mid-run: the step finishes, a checkpoint and the adapter are written."""
     from grpo_core.train import run
 
@@ -191,12 +198,9 @@ def test_sigterm_saves_checkpoint_and_adapter(plugins_registered, tiny_model, tm
         def register_rewards(self, register):
             register(term_on_second_batch, name="term_reward")
 
-    pm.register(TermPlugin(), name="term")
-    try:
-        flags = {**RUN_FLAGS, "plugins": "short_reward,term_reward", "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 50}
-        info = run(build_config(flags=flags), echo=lambda s: None)
-    finally:
-        pm.unregister(name="term")
+    grpo_register(TermPlugin(), name="term")
+    flags = {**RUN_FLAGS, "plugins": "short_reward,term_reward", "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 50}
+    info = run(build_config(flags=flags), echo=lambda s: None)
     assert info["status"] == "interrupted"
     assert info["global_step"] == 2
     assert (tmp_path / "checkpoint-2").is_dir()
@@ -233,7 +237,7 @@ def test_preflight_refuses_impossible_settings(plugins_registered, tiny_model, t
         run(cfg, dry_run=True, echo=lambda s: None)
 
 
-def test_missing_required_column_fails_preflight(plugins_registered, tiny_model, tmp_path):
+def test_missing_required_column_fails_preflight(grpo_register, tiny_model, tmp_path):
     from grpo_core.train import run
 
     def needs_solution_steps(completions, steps, **kw):
@@ -246,13 +250,10 @@ def test_missing_required_column_fails_preflight(plugins_registered, tiny_model,
         def register_rewards(self, register):
             register(needs_solution_steps, requires=("steps",))
 
-    pm.register(NeedsPlugin(), name="needs")
-    try:
-        cfg = build_config(flags={**RUN_FLAGS, "plugins": "needs_solution_steps", "model": tiny_model, "output_dir": str(tmp_path)})
-        with pytest.raises(PreflightError, match=r"needs column\(s\) \['steps'\]"):
-            run(cfg, dry_run=True, echo=lambda s: None)
-    finally:
-        pm.unregister(name="needs")
+    grpo_register(NeedsPlugin(), name="needs")
+    cfg = build_config(flags={**RUN_FLAGS, "plugins": "needs_solution_steps", "model": tiny_model, "output_dir": str(tmp_path)})
+    with pytest.raises(PreflightError, match=r"needs column\(s\) \['steps'\]"):
+        run(cfg, dry_run=True, echo=lambda s: None)
 
 
 def test_unknown_grpo_setting_lists_close_names(plugins_registered, tiny_model, tmp_path):
@@ -551,7 +552,7 @@ class LengthsPlugin:
 
 
 @pytest.mark.parametrize("on", [True, False])
-def test_longest_first_puts_the_longest_prompts_in_the_first_round(plugins_registered, tiny_model, tmp_path, monkeypatch, on):
+def test_longest_first_puts_the_longest_prompts_in_the_first_round(grpo_register, tiny_model, tmp_path, monkeypatch, on):
     import grpo_core.train.trl_glue as glue
     from grpo_core.train import run
 
@@ -570,13 +571,10 @@ def test_longest_first_puts_the_longest_prompts_in_the_first_round(plugins_regis
         return recording
 
     monkeypatch.setattr(glue.EngineRewardFuncs, "_make", make)
-    pm.register(LengthsPlugin(), name="lengths_plugin")
+    grpo_register(LengthsPlugin(), name="lengths_plugin")
     lines: list[str] = []
-    try:
-        flags = {**RUN_FLAGS, "dataset": "lengths:train", "plugins": "short_reward", "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 1, "longest_first": on}
-        info = run(build_config(flags=flags), echo=lines.append)
-    finally:
-        pm.unregister(name="lengths_plugin")
+    flags = {**RUN_FLAGS, "dataset": "lengths:train", "plugins": "short_reward", "model": tiny_model, "output_dir": str(tmp_path), "max_steps": 1, "longest_first": on}
+    info = run(build_config(flags=flags), echo=lines.append)
     assert info["status"] == "finished" and info["global_step"] == 1
     questions = [row["question"] for row in LengthsDataset().rows("train")]
     longest = sorted(questions, key=len)[-2:]  # 8 completions / 4 generations: 2 prompts a round

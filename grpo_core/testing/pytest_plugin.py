@@ -12,12 +12,34 @@ pytest loads this module in every session, so it imports nothing heavy
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from grpo_core.plugins import pm
 from grpo_core.testing.conformance import edge_completions
+
+
+def throwaway_registrations() -> Iterator[Callable[..., str]]:
+    """Yield ``register(plugin, name=None) -> name``; when resumed, unregister everything it registered.
+
+    What the ``grpo_register`` fixture is made of: a suite that overrides the
+    fixture (to add its own set-up) yields from this, so the isolation stays the same.
+    """
+    names: list[str] = []
+
+    def register(plugin: Any, name: str | None = None) -> str:
+        name = name or f"test-{getattr(plugin, '__name__', type(plugin).__name__)}-{len(names)}"
+        pm.register(plugin, name=name)
+        names.append(name)
+        return name
+
+    try:
+        yield register
+    finally:
+        for n in reversed(names):
+            if pm.get_plugin(n) is not None:
+                pm.unregister(name=n)
 
 
 @pytest.fixture
@@ -27,19 +49,7 @@ def grpo_register():
     ``plugin`` is a module, class or object with ``@hookimpl`` functions.
     Everything registered is unregistered when the test ends.
     """
-
-    names: list[str] = []
-
-    def register(plugin: Any, name: str | None = None) -> str:
-        name = name or f"test-{getattr(plugin, '__name__', type(plugin).__name__)}-{len(names)}"
-        pm.register(plugin, name=name)
-        names.append(name)
-        return name
-
-    yield register
-    for n in reversed(names):
-        if pm.get_plugin(n) is not None:
-            pm.unregister(name=n)
+    yield from throwaway_registrations()
 
 
 @pytest.fixture
