@@ -26,6 +26,7 @@ from grpo_core.errors import ConfigError
 from .grading import grade
 from .sandbox import Limits
 from .testspec import TestSpec
+from .variants import CODE_VARIANTS
 
 DATA = Path(__file__).parent / "data"
 
@@ -91,6 +92,7 @@ class CodeAdapter(DatasetAdapter):
 
     verifier = "python_tests"
     system_prompt = CODE_SYSTEM_PROMPT
+    gold_variants = CODE_VARIANTS
 
     def _check_gold(self, records: list[dict]) -> tuple[list[dict], list[dict]]:
         grades = grade([r["solution"] for r in records], [r["answer"] for r in records], GOLD_LIMITS)
