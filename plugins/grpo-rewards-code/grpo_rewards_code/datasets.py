@@ -1,4 +1,4 @@
-"""Dataset adapters: ``humaneval`` and ``mbpp`` (the sanitized split).
+"""Dataset adapters: ``humaneval``, ``mbpp`` (the sanitized split) and ``tiny_functions``.
 
 Offline, from the files bundled in ``grpo_rewards_code/data/`` (licences next
 to them; see ``data/README.md``), or ``path=`` a local file in the original
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 import textwrap
 from pathlib import Path
 from typing import Any, Iterable
@@ -180,3 +181,31 @@ def _called_name(test: str) -> str:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             return node.func.id
     return ""
+
+
+class TinyFunctionsAdapter(CodeAdapter):
+    """Generated one-line functions (``f(x) = 3 * x + 2``) with three tests each: a smoke-test task."""
+
+    name = "tiny_functions"
+    description = "generated one-line Python functions with 3 tests each (train 200 / test 50, fixed seeds); for smoke tests"
+    splits = ("train", "test")
+    default_eval_split = "test"
+    SIZES = {"train": 200, "test": 50}
+    SEEDS = {"train": 0, "test": 1}
+
+    def rows(self, split: str, **options: Any) -> Iterable[dict]:
+        if options:
+            raise ConfigError(f"{self.name}: takes no options (got {sorted(options)}); it is generated.")
+        rng = random.Random(self.SEEDS[split])
+        for i in range(self.SIZES[split]):
+            a, b = rng.randint(2, 9), rng.randint(-9, 9)
+            body = f"{a} * x + {b}" if b >= 0 else f"{a} * x - {-b}"
+            tests = tuple(f"assert f({x}) == {a * x + b}" for x in (0, 1, rng.randint(-20, 20)))
+            yield {
+                "question": f"Write a Python function f(x) that returns {body}.",
+                "answer": TestSpec(tests).to_json(),
+                "id": f"tiny_functions-{split}-{i}",
+                "source": f"tiny_functions/{split}",
+                "entry_point": "f",
+                "solution": fenced(f"def f(x):\n    return {body}"),
+            }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from grpo_core import hookimpl
 
 from . import rewards
-from .datasets import HumanEvalAdapter, MbppAdapter
+from .datasets import HumanEvalAdapter, MbppAdapter, TinyFunctionsAdapter
 from .verifiers import PythonTestsVerifier
 
 #: the longest a batch of code_tests may take: its budget option plus one run's limit
@@ -40,3 +40,4 @@ def register_rewards(register):
 def register_datasets(register):
     register(HumanEvalAdapter())
     register(MbppAdapter())
+    register(TinyFunctionsAdapter())

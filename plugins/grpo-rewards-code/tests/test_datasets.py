@@ -5,7 +5,7 @@ import json
 import pytest
 
 from grpo_core.errors import ConfigError
-from grpo_rewards_code.datasets import GOLD_LIMITS, HumanEvalAdapter, MbppAdapter, humaneval_tests
+from grpo_rewards_code.datasets import GOLD_LIMITS, HumanEvalAdapter, MbppAdapter, TinyFunctionsAdapter, humaneval_tests
 from grpo_rewards_code.grading import grade
 from grpo_rewards_code.testspec import parse_tests
 
@@ -56,3 +56,11 @@ def test_bundled_gold_solutions_pass_their_tests():
     rows = list(HumanEvalAdapter().rows("test"))[::41] + list(MbppAdapter().rows("test"))[::64]
     grades = grade([r["solution"] for r in rows], [r["answer"] for r in rows], GOLD_LIMITS)
     assert [(r["id"], g.fraction) for r, g in zip(rows, grades) if g.fraction != 1.0] == []
+
+
+def test_tiny_functions_are_generated_and_checked():
+    ds = TinyFunctionsAdapter().load("test", verbose=False)
+    assert len(ds) == 50 and ds[0]["id"] == "tiny_functions-test-0"
+    assert list(TinyFunctionsAdapter().rows("train"))[:3] == list(TinyFunctionsAdapter().rows("train"))[:3]
+    with pytest.raises(ConfigError, match="takes no options"):
+        list(TinyFunctionsAdapter().rows("train", path="x"))

@@ -10,7 +10,7 @@ from grpo_rewards_code import rewards
 
 def test_entry_point_registers_everything_with_provenance():
     regs = {"verifiers": grpo_core.get_verifiers(), "rewards": grpo_core.get_rewards(), "datasets": grpo_core.get_datasets()}
-    want = {"verifiers": {"python_tests"}, "rewards": {"code_tests", "code_format"}, "datasets": {"humaneval", "mbpp"}}
+    want = {"verifiers": {"python_tests"}, "rewards": {"code_tests", "code_format"}, "datasets": {"humaneval", "mbpp", "tiny_functions"}}
     for kind, names in want.items():
         for n in names:
             item = regs[kind][n]
