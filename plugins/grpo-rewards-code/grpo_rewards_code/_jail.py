@@ -1,8 +1,9 @@
 """What runs inside the sandbox: this file is executed as a script (``python -I -S -B``).
 
-It uses the standard library only and never imports the package (``-S``: no
+It uses the standard library only (and imports little: every import is paid
+once per execution) and never imports the package (``-S``: no
 site-packages). The parent (:mod:`grpo_rewards_code.sandbox`) starts it with
-an empty environment, the job as JSON on stdin, the program's output on
+an empty environment, the job (``marshal``) on stdin, the program's output on
 stdout/stderr and fd 3 as the channel for results.
 
 Steps, each chosen by ``job["isolation"]``:
@@ -21,13 +22,11 @@ Steps, each chosen by ``job["isolation"]``:
    when pid 1 of a pid namespace exits the kernel kills everything left in it.
 """
 
-import ctypes
 import errno
-import json
+import marshal
 import os
 import resource
 import signal
-import struct
 import sys
 
 RESULTS_FD = 3  # replaced by the job's "results_fd" in main()
@@ -40,17 +39,30 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 FORBIDDEN_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENETUNREACH, errno.ENETDOWN, errno.EAGAIN,
                     errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENOSYS}
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_LIBC = None
+
+
+def _libc():
+    """libc through ctypes, imported only where a syscall Python lacks is needed (mounts, prctl):
+    every import here is paid once per execution, and bwrap needs none of these calls."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
 
 
 def _check(ret, what):
     if ret != 0:
+        import ctypes
+
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}")
 
 
 def _mount(src, target, fstype, flags, data=None):
-    _check(_libc.mount(src and src.encode(), target.encode(), fstype and fstype.encode(), flags,
+    _check(_libc().mount(src and src.encode(), target.encode(), fstype and fstype.encode(), flags,
                        data and data.encode()), f"mount {target}")
 
 
@@ -87,9 +99,9 @@ def build_root(job):
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV)
     _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={job['limits']['tmp_mb']}m,mode=1777")
     os.chdir(root)
-    _check(_libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], b".", b".old"), "pivot_root")
+    _check(_libc().syscall(SYS_PIVOT_ROOT[os.uname().machine], b".", b".old"), "pivot_root")
     os.chroot(".")
-    _check(_libc.umount2(b"/.old", MNT_DETACH), "umount old root")
+    _check(_libc().umount2(b"/.old", MNT_DETACH), "umount old root")
     os.rmdir("/.old")
     _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
@@ -114,13 +126,14 @@ def drop_privileges(job):
     elif os.geteuid() == 0 and job["isolation"] == "userns":
         # root here is the invoking user mapped by `unshare --map-root-user`: step into a nested user
         # namespace as nobody, which holds no capabilities over anything outside it
-        _check(_libc.unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
+        _check(_libc().unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
         for name, text in (("setgroups", "deny"), ("uid_map", "65534 0 1"), ("gid_map", "65534 0 1")):
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
         os.setgid(65534)
         os.setuid(65534)
-    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    if job["isolation"] != "bwrap":  # bubblewrap has set it already
+        _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
 
 
 def set_limits(limits):
@@ -139,8 +152,22 @@ def set_limits(limits):
 # --- the program and its tests ---------------------------------------------------------------------
 
 
+_JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(32)} | {ord('"'): '\\"', ord("\\"): "\\\\"}
+
+
+def _to_json(value):
+    """JSON for the flat events below (str, int, bool, None), without importing json (and re)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_to_json(k)}: {_to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str):
+        return '"' + value.translate(_JSON_ESCAPES) + '"'
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(int(value))
+
+
 def _report(event):
-    data = (json.dumps(event) + "\n").encode()
+    data = (_to_json(event) + "\n").encode("utf-8", "replace")
     try:
         os.write(RESULTS_FD, data)
     except OSError:
@@ -189,7 +216,8 @@ def run_program(job):
 
 
 def child(job):
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if job["isolation"] != "bwrap":  # bwrap's pid namespace dies with its --die-with-parent launcher
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     os.chdir(job["workdir"])
     drop_privileges(job)
     set_limits(job["limits"])
@@ -206,7 +234,7 @@ def child(job):
 
 def main():
     global RESULTS_FD
-    job = json.loads(sys.stdin.buffer.read())
+    job = marshal.loads(sys.stdin.buffer.read())  # written by the parent (trusted): marshal needs no import
     RESULTS_FD = job["results_fd"]
     sys.stdin.close()
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
@@ -214,7 +242,8 @@ def main():
         build_root(job)
     if job["isolation"] != "rlimits":
         job["workdir"] = "/tmp"
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if job["isolation"] != "bwrap":
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     pid = os.fork()
     if pid == 0:
         child(job)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import marshal
 import os
 import selectors
 import shutil
@@ -254,7 +255,7 @@ def _run_once(iso: str, program: str, tests: list[str], limits: Limits) -> Execu
         raise
     os.close(w_res)
     try:
-        output, results, why = _collect(proc, json.dumps(job).encode(), r_res, limits, t0)
+        output, results, why = _collect(proc, marshal.dumps(job), r_res, limits, t0)
     finally:
         _kill_group(proc)
         os.close(r_res)
