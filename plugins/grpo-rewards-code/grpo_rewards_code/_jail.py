@@ -12,7 +12,8 @@ Steps, each chosen by ``job["isolation"]``:
    --fork``) with its own network and mount namespaces. It builds a minimal
    read-only root (``/usr``, the Python prefix, a few ``/dev`` nodes, an empty
    ``/etc``) with a small writable ``tmpfs`` at ``/tmp``, pivots into it and
-   mounts a fresh ``/proc``. ``bwrap``: bubblewrap did all of that already.
+   mounts a fresh ``/proc``. ``bwrap``: bubblewrap did all of that already
+   (``--as-pid-1``: this process is pid 1 there too).
    ``rlimits``: nothing; the parent made a temporary directory to work in.
 2. Fork the program's process. The child drops to an unprivileged user (a
    dedicated uid when started as root, else a nested user namespace), sets
@@ -119,19 +120,21 @@ def drop_privileges(job):
     if job["isolation"] == "rlimits" and os.geteuid() == 0:
         for name in PRELOAD:
             __import__(name)
-    if os.geteuid() == 0 and uid is not None and job["isolation"] != "userns":
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
-    elif os.geteuid() == 0 and job["isolation"] == "userns":
-        # root here is the invoking user mapped by `unshare --map-root-user`: step into a nested user
-        # namespace as nobody, which holds no capabilities over anything outside it
+    if job["isolation"] == "userns" or (job["isolation"] == "bwrap" and uid is None):
+        # this process is the invoking user inside a user namespace (root there under `unshare
+        # --map-root-user`): step into a nested one as nobody, which holds no capabilities and
+        # cannot signal or trace the launcher
+        outer_uid, outer_gid = os.getuid(), os.getgid()
         _check(_libc().unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)")
-        for name, text in (("setgroups", "deny"), ("uid_map", "65534 0 1"), ("gid_map", "65534 0 1")):
+        for name, text in (("setgroups", "deny"), ("uid_map", f"65534 {outer_uid} 1"), ("gid_map", f"65534 {outer_gid} 1")):
             with open(f"/proc/self/{name}", "w") as f:
                 f.write(text)
         os.setgid(65534)
         os.setuid(65534)
+    elif os.geteuid() == 0 and uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
     if job["isolation"] != "bwrap":  # bubblewrap has set it already
         _check(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
 
@@ -234,6 +237,9 @@ def child(job):
 
 def main():
     global RESULTS_FD
+    # pid 1 of a pid namespace gets only the signals it handles: drop Python's SIGINT handler, so the
+    # program (which may share this uid) cannot interrupt the launcher
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     job = marshal.loads(sys.stdin.buffer.read())  # written by the parent (trusted): marshal needs no import
     RESULTS_FD = job["results_fd"]
     sys.stdin.close()

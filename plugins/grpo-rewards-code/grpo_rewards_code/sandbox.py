@@ -5,7 +5,8 @@ new session (its own process group) with an empty environment, under
 
 * an isolation layer chosen once per process (:func:`isolation`), best first:
 
-  - ``bwrap``: bubblewrap builds a new user/pid/net/ipc/uts/mount namespace
+  - ``bwrap``: bubblewrap builds new pid/net/ipc/uts/mount namespaces (and a user
+    namespace when not root), the launcher as their pid 1,
     with a minimal read-only root (``/usr``, the Python prefix, ``/dev`` and
     ``/proc`` of its own) and a fresh ``tmpfs`` at ``/tmp``;
   - ``namespaces`` (as root) or ``userns`` (as any user, through a user
@@ -133,7 +134,7 @@ def command(isolation: str, limits: Limits) -> list[str]:
         # no user namespace as root: the launcher then runs as real root with only the capabilities it needs
         # to drop to its own uid (inside a user namespace root's files would still be its own)
         users = ["--unshare-user"] if os.geteuid() != 0 else ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        argv = ["bwrap", *users, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session", "--clearenv",
+        argv = ["bwrap", *users, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--as-pid-1", "--new-session", "--clearenv",
                 "--ro-bind", "/usr", "/usr", "--dev", "/dev", "--proc", "/proc", "--dir", "/etc", "--chdir", "/tmp"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(top):
