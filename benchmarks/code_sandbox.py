@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,13 @@ def methods(layers: list[str], workers: int):
     return out
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far: what the programs and
+    their launchers cost, whatever else the machine is doing."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def throughput(n: int, reps: int, layers: list[str]) -> list[dict]:
     from grpo_rewards_code.sandbox import default_workers
 
@@ -87,15 +95,18 @@ def throughput(n: int, reps: int, layers: list[str]) -> list[dict]:
     rows = []
     for wname, jobs in workloads(n).items():
         timings: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
         passed: dict[str, int] = {}
         for _ in range(reps):  # interleaved: a busy moment hits every method alike
             for mname, fn in methods(layers, workers).items():
-                t0 = time.perf_counter()
+                c0, t0 = _children_cpu(), time.perf_counter()
                 passed[mname] = fn(jobs)
                 timings.setdefault(mname, []).append(time.perf_counter() - t0)
+                cpu.setdefault(mname, []).append(_children_cpu() - c0)
         for mname, ts in timings.items():
             med = statistics.median(ts)
             rows.append({"workload": wname, "method": mname, "n": len(jobs), "median_s": med, "execs_per_s": len(jobs) / med,
+                         "cpu_ms_per_exec": 1000 * statistics.median(cpu[mname]) / len(jobs),
                          "passed": passed[mname], "workers": 1 if "serial" in mname else workers})
     base = {r["workload"]: r["execs_per_s"] for r in rows if r["method"] == "naive_serial"}
     for r in rows:
@@ -139,6 +150,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(HERE / "results" / "code_sandbox.json"))
     a = ap.parse_args()
     layers = [x for x in a.layers.split(",") if x] or [x for x in sandbox.ISOLATIONS if sandbox._probe(x) is None]
+    load_before = os.getloadavg()
     rows = throughput(a.n, a.reps, layers)
     stage = reward_stage(layers[0], a.reps)
     result = {
@@ -146,15 +158,17 @@ def main() -> None:
         "machine": f"{os.cpu_count()}-core CPU, no GPU ({platform.machine()}, {platform.python_version()})",
         "euid": os.geteuid(),
         "layers": layers,
-        "load_before": os.getloadavg(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
         "throughput": rows,
         "reward_stage": stage,
     }
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"| workload | method | executions/s | × naive serial | passed |")
-    print("|---|---|---:|---:|---:|")
+    print("| workload | method | executions/s | × naive serial | CPU ms per execution | passed |")
+    print("|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['workload']} | {r['method']} | {r['execs_per_s']:.1f} | {r['vs_naive_serial']:.2f} | {r['passed']}/{r['n']} |")
+        print(f"| {r['workload']} | {r['method']} | {r['execs_per_s']:.1f} | {r['vs_naive_serial']:.2f} | "
+              f"{r['cpu_ms_per_exec']:.1f} | {r['passed']}/{r['n']} |")
     print(json.dumps(stage, indent=2))
 
 
