@@ -37,8 +37,9 @@ CODE_SYSTEM_PROMPT = (
     "or print anything unless asked."
 )
 
-#: gold solutions get more time than replies do: a slow but correct reference is not a broken row
-GOLD_LIMITS = Limits(timeout=20.0, cpu=20)
+#: gold solutions get more time than replies do: a slow but correct reference (MBPP 123 needs seconds
+#: of CPU) is not a broken row, even on a busy machine
+GOLD_LIMITS = Limits(timeout=60.0, cpu=30)
 
 #: MBPP's sanitized split by task id, as google-research-datasets/mbpp splits it
 MBPP_SPLITS = {"test": (11, 510), "train": (601, 974), "validation": (511, 600), "prompt": (1, 10)}

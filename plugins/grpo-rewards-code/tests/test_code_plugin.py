@@ -67,3 +67,20 @@ def test_unknown_isolation_names_the_valid_ones():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode != 0
     assert "bwrap, namespaces, userns, rlimits" in out.stderr
+
+
+def test_sandbox_benchmark_runs_on_a_small_sample(tmp_path):
+    """benchmarks/code_sandbox.py imports what it needs and writes every part (as docs/benchmarks.md shows it)."""
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "code_sandbox.py"
+    out = tmp_path / "code_sandbox.json"
+    res = subprocess.run([sys.executable, str(script), "--n", "3", "--reps", "1", "--layers", "rlimits", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(out.read_text())
+    methods = {(r["workload"], r["method"]) for r in data["throughput"]}
+    assert ("mbpp", "sandbox_pool[rlimits]") in methods and ("trivial", "naive_serial") in methods
+    assert all(r["passed"] == r["n"] == 3 and r["cpu_ms_per_exec"] > 0 for r in data["throughput"])
+    assert data["reward_stage"]["completions"] == 64 and data["reward_stage"]["code_tests_mean"] == 1.0
+    assert 0 < data["reward_stage"]["share_of_step"] < 1
