@@ -219,3 +219,32 @@ def test_gsm8k_end_to_end_through_the_installed_plugin(tmp_path):
     best = max(by_variant["perfect"])
     assert best > 0 and by_variant["perfect"] == [best] * 4 == by_variant["perfect_chat"] == by_variant["boxed"]
     assert by_variant["wrong_answer"] == by_variant["no_tags"] == by_variant["empty"] == [0.0] * 4
+
+
+class SpelledCapitals(Capitals):
+    """The capitals again, with replies of their own for --gold-format."""
+
+    name = "spelled_capitals"
+    gold_variants = {
+        "perfect": ("the city spelled out", lambda r: f"<answer>\n{r['answer']}\n</answer>"),
+        "lowercase": ("the city in lower case", lambda r: f"<answer>\n{r['answer'].lower()}\n</answer>"),
+    }
+
+
+def test_an_adapter_can_bring_its_own_gold_variants(grpo_register, plugin_state):
+    class Own:
+        @staticmethod
+        @hookimpl
+        def register_datasets(register):
+            register(SpelledCapitals())
+
+        @staticmethod
+        @hookimpl
+        def register_rewards(register):
+            register(right_city, requires=("answer",))
+
+    grpo_register(Own, name="own-variants")
+    report = score("right_city", dataset="spelled_capitals:test", gold_format=True)
+    assert report.variants == ["perfect", "lowercase"]
+    s = summarize(report)["right_city"]
+    assert s["perfect"]["mean"] == 1.0 and s["lowercase"]["mean"] == 0.0

@@ -58,6 +58,10 @@ class DatasetAdapter:
     splits: tuple[str, ...] = ("train", "test")
     default_eval_split: str | None = None
     system_prompt: str = XML_SYSTEM_PROMPT
+    #: replies ``grpo-core score --gold-format`` builds from each row: name -> (what it is, builder(row));
+    #: the first is the perfect reply. None: the core's XML variants (:data:`grpo_core.rewards.scoring.GOLD_VARIANTS`),
+    #: which fit datasets whose replies end in an ``<answer>`` block
+    gold_variants: dict | None = None
 
     def rows(self, split: str, **options: Any) -> Iterable[dict]:
         """Yield dicts with at least ``question``, ``answer`` and ``id``."""

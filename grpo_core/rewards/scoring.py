@@ -18,8 +18,9 @@ Completions come from a JSONL file, one object per line::
 * ``variant``: a label to group results by (default ``file``).
 
 Or, with ``gold_format=True``, completions are built from each row's gold
-answer: a perfect reply and broken ones (see :data:`GOLD_VARIANTS`), so you
-can see at once what each reward pays for what.
+answer: a perfect reply and broken ones (see :data:`GOLD_VARIANTS`, or the
+dataset adapter's own ``gold_variants``), so you can see at once what each
+reward pays for what.
 
 Stand-ins for what only a trainer has: ``completion_ids`` are the UTF-8 bytes
 of each completion (lengths count bytes, not tokens) and ``trainer_state`` is
@@ -37,6 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 from grpo_core.errors import GrpoCoreError
 from grpo_core.kit.datasets import parse_dataset_spec
 from grpo_core.kit.extraction import completion_text, last_tag_block
+from grpo_core.plugins.lookup import get_dataset
 from grpo_core.kit.prompts import format_xml
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine, RewardStats
@@ -173,10 +175,16 @@ def _variants() -> dict[str, tuple[str, Callable[[dict], Any]]]:
     return GOLD_VARIANTS
 
 
-def gold_format_samples(rows: Sequence[dict]) -> list[Sample]:
-    """Perfect and broken replies built from each row's gold answer."""
+def dataset_variants(dataset_spec: str) -> dict[str, tuple[str, Callable[[dict], Any]]]:
+    """The gold variants for ``name[:split]``: the adapter's own (``gold_variants``), else the core's."""
+    own = getattr(get_dataset(parse_dataset_spec(dataset_spec)[0]), "gold_variants", None)
+    return dict(own) if own else _variants()
+
+
+def gold_format_samples(rows: Sequence[dict], variants: dict[str, tuple[str, Callable[[dict], Any]]] | None = None) -> list[Sample]:
+    """Perfect and broken replies built from each row's gold answer (``variants``: the core's by default)."""
     out = []
-    for name, (_, build) in _variants().items():
+    for name, (_, build) in (variants or _variants()).items():
         for r in rows:
             out.append(Sample(build(r), name, r))
     return out
@@ -292,7 +300,7 @@ def score(
         rows = load_rows(dataset, limit=rows_wanted) if dataset else None
         samples = match_completions(lines, rows) if lines else []
         if gold_format:
-            samples += gold_format_samples(rows[:limit] if limit else rows)
+            samples += gold_format_samples(rows[:limit] if limit else rows, dataset_variants(dataset))
         if not samples:
             raise GrpoCoreError("nothing to score: the dataset returned no rows.")
         return score_samples(engine, samples, batch_size)

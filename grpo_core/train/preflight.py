@@ -158,9 +158,13 @@ def check_enough_rows(rows: int, batch: dict) -> None:
 
 
 def reward_smoke_test(dataset, engine, report: PreflightReport, n: int = 4) -> dict:
-    """Score gold-formatted replies (and an empty one) to catch broken rewards."""
+    """Score gold-formatted replies to catch broken rewards: each row's reference reply
+    (``solution``) where the dataset has one, else its gold answer in the XML format."""
     rows = dataset.select(range(min(n, len(dataset))))
-    gold = [format_xml("Worked out step by step.", a) for a in rows["answer"]]
+    if "solution" in rows.column_names and all(isinstance(s, str) and s.strip() for s in rows["solution"]):
+        gold = list(rows["solution"])
+    else:
+        gold = [format_xml("Worked out step by step.", a) for a in rows["answer"]]
     cols = {c: rows[c] for c in rows.column_names if c != "prompt"}
     res = engine.score(gold, prompts=rows["prompt"], **cols)
     summary = {}
