@@ -477,6 +477,19 @@ def base_number(s: str) -> tuple[str, int] | None:
     return digits.upper(), base
 
 
+_COLLECTION_RE = re.compile(r"^[(\[].*,.*[)\]]$|\\cup|\\cap|\\begin\{[pbv]?matrix\}|\\in\s*[(\[]", re.DOTALL)
+
+
+def is_assignment(s: str) -> bool:
+    """``x = …`` / ``a_1 = …``: one symbol on the left (a value may answer it); ``2x + 3 = 5`` is not."""
+    return bool(_ASSIGN_RE.match(s))
+
+
+def is_collection_shaped(s: str) -> bool:
+    """An interval, union, tuple, vector or matrix (``(3,4]``, ``A \\cup B``, ``x \\in [-2,7]``): never one number."""
+    return bool(_COLLECTION_RE.search(s))
+
+
 def is_text_answer(s: str) -> bool:
     """A word answer (``Evelyn``, ``even``, ``north east``), not a formula of symbols."""
     return bool(_TEXT_ANSWER_RE.match(s)) and any(len(w) >= 3 for w in re.split(r"[ '\-]", s))
@@ -631,12 +644,14 @@ class _Arith:
     results beyond :data:`MAX_DIGITS` digits, so it is bounded on capped input.
     """
 
+    tok_re = _TOK_RE
+
     def __init__(self, s: str) -> None:
         self.toks: list[str] = []
         pos = 0
         s = s.strip()
         while pos < len(s):
-            m = _TOK_RE.match(s, pos)
+            m = self.tok_re.match(s, pos)
             if not m or m.end() == pos:
                 raise ValueError("token")
             self.toks.append(m.group(1))
@@ -726,6 +741,65 @@ def eval_arithmetic(s: str) -> Fraction | None:
         return None
     try:
         p = _Arith(s)
+        if not p.toks:
+            return None
+        v = p.expr()
+        return v if p.peek() is None else None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
+# --- one rational point: tells different expressions apart inline --------------
+
+# letters are variables, except e and i (Euler's number and the imaginary unit are not free)
+_POINT_TOK_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\frac|\\cdot|\\times|\\div|[-+*/^(){}]|[a-df-hj-zA-Z](?![a-zA-Z]))")
+_STARTS_ATOM = ("(", "{", "\\frac")
+
+
+class _PointArith(_Arith):
+    """:class:`_Arith` with one-letter variables at fixed rationals and implicit products (``2k``, ``6r^2``)."""
+
+    tok_re = _POINT_TOK_RE
+
+    def term(self) -> Fraction:
+        v = self.unary()
+        while True:
+            t = self.peek()
+            if t in ("*", "/", "\\cdot", "\\times", "\\div"):
+                self.take()
+                r = self.unary()
+                if t in ("/", "\\div"):
+                    if r == 0:
+                        raise ValueError("division by zero")
+                    v = v / r
+                else:
+                    v = v * r
+            elif t is not None and (t[0].isdigit() or t.isalpha() or t in _STARTS_ATOM):
+                v = v * self.power()
+            else:
+                return v
+
+    def atom(self) -> Fraction:
+        t = self.peek()
+        if t is not None and len(t) == 1 and t.isalpha():
+            self.take()
+            return Fraction(7 + 4 * (ord(t) % 29), 13 + 2 * (ord(t) % 31))
+        return super().atom()
+
+
+def value_at_a_point(s: str) -> Fraction | None:
+    """The exact value of a polynomial or rational expression in one-letter variables at a fixed point, or None.
+
+    Equal expressions have equal values at every point, so two answers with
+    different values here are different; equal values prove nothing (the
+    symbolic comparison decides those). Anything beyond ``+ - * / ^``,
+    ``\\frac``, brackets and one-letter variables (``e`` and ``i`` excluded)
+    is refused.
+    """
+    if not s or len(s) > MAX_QUICK_CHARS or "," in s or "=" in s:
+        return None
+    try:
+        p = _PointArith(s)
         if not p.toks:
             return None
         v = p.expr()

@@ -158,6 +158,15 @@ class MathVerifier(_SymbolicVerifier):
             return Verdict.different("different words", pred=pred, gold=gold)
         if not N.braces_balanced(p) and N.braces_balanced(g):
             return Verdict.pred_unparseable("unbalanced braces in the answer", pred=pred, gold=gold)
+        if pn is not None and "=" in g and not N.is_assignment(g):
+            return Verdict.different("gold is an equation; the answer is a number", pred=pred, gold=gold)
+        if pn is not None and N.is_collection_shaped(g):
+            return Verdict.different("one answer is a single value, the other a collection", pred=pred, gold=gold)
+        if pn is not None and N.normalize_math(g) in "ABCDEFGHIJ" and len(N.normalize_math(g)) == 1:
+            return Verdict.different("a number does not name a choice", pred=pred, gold=gold)
+        gv, pv = N.value_at_a_point(g), N.value_at_a_point(p)
+        if gv is not None and pv is not None and gv != pv:
+            return Verdict.different("different values at a rational point", pred=pred, gold=gold)
         return None
 
     def compare(self, gold: str, pred: str) -> Verdict:
