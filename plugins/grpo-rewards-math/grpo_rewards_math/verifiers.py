@@ -158,7 +158,7 @@ class MathVerifier(_SymbolicVerifier):
             return Verdict.different("different words", pred=pred, gold=gold)
         if not N.braces_balanced(p) and N.braces_balanced(g):
             return Verdict.pred_unparseable("unbalanced braces in the answer", pred=pred, gold=gold)
-        if pn is not None and "=" in g and not N.is_assignment(g):
+        if pn is not None and g.count("=") == 1 and not N.is_assignment(g):
             return Verdict.different("gold is an equation; the answer is a number", pred=pred, gold=gold)
         if pn is not None and N.is_collection_shaped(g):
             return Verdict.different("one answer is a single value, the other a collection", pred=pred, gold=gold)

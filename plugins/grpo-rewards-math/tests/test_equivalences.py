@@ -134,7 +134,7 @@ def test_a_multiplier_word_always_scales(n, word):
     ("2k", "2k+1", False), ("6r^2-4r-24", "6r^2-4r-23", False), ("x^2+2x+1", "(x+1)^2", True),
     ("\\frac{3}{x}", "3/x", True), ("(3,4]", "7", False), ("(-\\infty, 2) \\cup (3, \\infty)", "7", False),
     ("x \\in [-2,7]", "7", False), ("\\text{(C)}", "7", False), ("5x - 7y + 11z + 4 = 0", "7", False),
-    ("x = 7", "7", True), ("\\begin{pmatrix} -7 \\\\ 16 \\end{pmatrix}", "7", False),
+    ("x = 7", "7", True), ("1 = \\zzz = x = 0", "0", True), ("\\begin{pmatrix} -7 \\\\ 16 \\end{pmatrix}", "7", False),
     ("1+2i", "2i+1", True), ("e^0", "1", True),  # e and i are constants, never variables at a point
 ])
 def test_inline_decisions_agree_with_the_symbolic_comparison(gold, pred, equal):
