@@ -19,7 +19,19 @@ Measured for each input set:
 * the ``correctness`` reward on batches of 64 completions (median, p99 ms);
 * agreement between the two on each item, with the disagreements listed.
 
-Run:  .venv/bin/python benchmarks/verifiers.py [--limit N] [--out benchmarks/results/verifiers.json]
+Accuracy, on the labelled set ``benchmarks/data/verifier_cases.jsonl`` (built
+by ``benchmarks/data/build_verifier_cases.py``; every case cites its source):
+
+* ours: ``check(gold=, response=)`` (flexible mode) of the case's verifier for
+  a whole response, ``verify(gold=, pred=)`` for an answer already extracted;
+  the ``mcq`` verifier gets the row's ``choices``;
+* Math-Verify, as its README recommends: ``parse("$" + gold + "$")`` and
+  ``parse(response)`` with ``[LatexExtractionConfig(), ExprExtractionConfig()]``
+  (``[StringExtractionConfig()]`` for multiple choice), then ``verify``;
+* per category: accuracy, false positives (said equal, labelled unequal),
+  false negatives, and the slowest call; every miss is listed in the JSON.
+
+Run:  .venv/bin/python benchmarks/verifiers.py [--limit N] [--only accuracy|speed] [--out benchmarks/results/verifiers.json]
 """
 
 from __future__ import annotations
@@ -189,9 +201,87 @@ def bench_reward(golds, comps, verifier_name, batch=64):
             "p99_ms": 1000 * pct(times, 99), "max_ms": 1000 * max(times)}
 
 
+CASES = ROOT / "benchmarks" / "data" / "verifier_cases.jsonl"
+
+
+def _ours_verdict(verifiers, case):
+    v = verifiers[case["verifier"]]
+    if case["kind"] == "answer":
+        return v.verify(gold=case["gold"], pred=case["response"])
+    if case.get("choices") is not None:
+        return v.check(gold=case["gold"], response=case["response"], choices=case["choices"])
+    return v.check(gold=case["gold"], response=case["response"])
+
+
+def _math_verify_equal(case) -> bool:
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
+
+    gold = case["gold"]
+    if case["verifier"] == "mcq":
+        from grpo_rewards_math.choices import gold_letter
+
+        gold = gold_letter(gold, case.get("choices")) or gold
+        config = [StringExtractionConfig()]
+        gold_parsed = parse(gold, extraction_config=config)
+    else:
+        config = [LatexExtractionConfig(), ExprExtractionConfig()]
+        gold_parsed = parse(f"${gold}$", extraction_config=config)
+    try:
+        return bool(verify(gold_parsed, parse(case["response"], extraction_config=config)))
+    except Exception:  # noqa: BLE001 - a library failure is "not equal"
+        return False
+
+
+def _tally(rows):
+    n = len(rows)
+    right = sum(r["said"] == r["equal"] for r in rows)
+    return {"cases": n, "correct": right, "accuracy": right / n if n else 0.0,
+            "false_positives": sum(r["said"] and not r["equal"] for r in rows),
+            "false_negatives": sum(r["equal"] and not r["said"] for r in rows),
+            "max_call_s": max((r["seconds"] for r in rows), default=0.0)}
+
+
+def accuracy(limit: int | None) -> dict:
+    """Ours and Math-Verify on the labelled cases, per category (see the module doc)."""
+    from grpo_rewards_math.choices import McqVerifier
+    from grpo_rewards_math.verifiers import AimeVerifier, Gsm8kVerifier, MathVerifier
+
+    cases = [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()][:limit]
+    verifiers = {"gsm8k": Gsm8kVerifier(), "math": MathVerifier(), "aime": AimeVerifier(), "mcq": McqVerifier()}
+    verifiers["math"].verify_batch([("x^2", "x \\cdot x")])  # start the worker pool outside the timing
+    _math_verify_equal({"verifier": "math", "gold": "1", "response": "$1$"})
+    ours, theirs = [], []
+    for case in cases:
+        t = time.perf_counter()
+        v = _ours_verdict(verifiers, case)
+        ours.append({"id": case["id"], "category": case["category"], "equal": case["equal"], "said": v.equal,
+                     "seconds": time.perf_counter() - t, "status": v.status.value, "pred": v.pred,
+                     "extracted_by": v.extracted_by})
+        t = time.perf_counter()
+        said = _math_verify_equal(case)
+        theirs.append({"id": case["id"], "category": case["category"], "equal": case["equal"], "said": said,
+                       "seconds": time.perf_counter() - t})
+    table = {}
+    for cat in [*dict.fromkeys(c["category"] for c in cases), "all"]:
+        pick = (lambda r: True) if cat == "all" else (lambda r, c=cat: r["category"] == c)
+        table[cat] = {"ours": _tally([r for r in ours if pick(r)]), "math_verify": _tally([r for r in theirs if pick(r)])}
+    print(f"\n{'category':16} {'cases':>5} {'unequal':>7} | {'ours':>6} {'FP':>3} {'FN':>3} {'max s':>6} | "
+          f"{'Math-Verify':>11} {'FP':>3} {'FN':>3} {'max s':>6}")
+    for cat, row in table.items():
+        o, m = row["ours"], row["math_verify"]
+        unequal = sum(1 for c in cases if (cat == "all" or c["category"] == cat) and not c["equal"])
+        print(f"{cat:16} {o['cases']:5d} {unequal:7d} | {o['accuracy']:6.1%} {o['false_positives']:3d} "
+              f"{o['false_negatives']:3d} {o['max_call_s']:6.2f} | {m['accuracy']:11.1%} {m['false_positives']:3d} "
+              f"{m['false_negatives']:3d} {m['max_call_s']:6.2f}", flush=True)
+    return {"cases_file": str(CASES.relative_to(ROOT)), "table": table,
+            "ours_misses": [r for r in ours if r["said"] != r["equal"]],
+            "math_verify_misses": [r["id"] for r in theirs if r["said"] != r["equal"]]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="items per input set (default: all)")
+    ap.add_argument("--only", choices=("accuracy", "speed"), default=None, help="run one half (default: both)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verifiers.json"))
     args = ap.parse_args(argv)
     logging.disable(logging.WARNING)
@@ -215,10 +305,12 @@ def main(argv=None) -> int:
         except Exception:
             pass
 
-    for label, inputs, cls, gold_wrap, vname in (
+    results["date"] = time.strftime("%Y-%m-%d")
+    speed_sets = (
         ("gsm8k", gsm8k_inputs, Gsm8kVerifier, "{}", "gsm8k"),
         ("math500", math_inputs, MathVerifier, "${}$", "math"),
-    ):
+    )
+    for label, inputs, cls, gold_wrap, vname in speed_sets if args.only != "accuracy" else ():
         golds, comps = inputs(args.limit)
         ours_v, ours = bench_ours(cls, golds, comps)
         mv_v, mv = bench_math_verify(golds, comps, gold_wrap)
@@ -244,6 +336,8 @@ def main(argv=None) -> int:
             f"agree {results[label]['agreement']:.3f} ({len(disagree)} differ)",
             flush=True,
         )
+    if args.only != "speed":
+        results["accuracy"] = accuracy(args.limit)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -66,6 +66,22 @@ def test_verifier_benchmark_runs_on_a_small_sample(tmp_path):
     for part in ("gsm8k", "math500"):
         assert {"ours", "math_verify", "reward_batch_64", "agreement"} <= set(data[part])
         assert {"p50_ms", "p99_ms", "mean_ms"} <= set(data[part]["ours"]) and data[part]["ours"]["items"] == 130
+    table = data["accuracy"]["table"]
+    assert table["all"]["ours"]["cases"] == table["all"]["math_verify"]["cases"] == 130
+    assert {"accuracy", "false_positives", "false_negatives", "max_call_s"} <= set(table["all"]["ours"])
+
+
+def test_the_labelled_verifier_cases_cite_their_sources():
+    """benchmarks/data/verifier_cases.jsonl: every case sourced and categorised, at least a third unequal."""
+    import json
+
+    cases = [json.loads(line) for line in (ROOT / "benchmarks" / "data" / "verifier_cases.jsonl").read_text().splitlines()]
+    assert len(cases) >= 300 and len({c["id"] for c in cases}) == len(cases)
+    for c in cases:
+        assert c["source"] and c["category"] and c["verifier"] in {"gsm8k", "math", "aime", "mcq"}, c["id"]
+        assert c["kind"] in {"response", "answer"} and isinstance(c["equal"], bool), c["id"]
+    assert sum(not c["equal"] for c in cases) >= len(cases) / 3
+    assert {"grader_tests", "answer_keys", "whole_responses", "multilingual", "equivalences", "mcq"} <= {c["category"] for c in cases}
 
 
 def test_grpo_step_skips_fractions_that_cannot_hold_the_weights(tmp_path, monkeypatch, capsys):

@@ -76,7 +76,8 @@ def score_completions(rows: list[dict], completions: list[list[str]], verifier, 
             golds.append(row["answer"])
             responses.append(s)
             owners.append(i)
-    verdicts = verifier.check_batch(golds, responses) if responses else []
+    # strict: the answer in the format's slot, as eval has always scored it
+    verdicts = verifier.check_batch(golds, responses, mode="strict") if responses else []
     fmt = [XmlReply.parse(completion_text(r)).follows_format() for r in responses]
     per: list[dict] = [
         {"id": r.get("id"), "answer": r["answer"], "completions": [], "extracted": [], "verdicts": [], "format": []} for r in rows

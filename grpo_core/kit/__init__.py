@@ -7,6 +7,8 @@ docs/plugins/author-kit.md.
 * verdicts: :class:`Verdict`, :class:`VerdictStatus`;
 * verifiers: :class:`Verifier` (batched, cached, each comparison under a hard time limit),
   :func:`in_worker`;
+* finding the answer in a whole response, by one ordered policy: :func:`find_answer`,
+  :class:`Found`, :func:`final_sentence`, :data:`ANSWER_RULES`, :data:`MODES`;
 * extraction: :func:`completion_text`, :func:`extract_answer`, :func:`last_tag_block`,
   :func:`last_boxed`, :func:`matching_brace`, :data:`MAX_ANSWER_CHARS`;
 * the reply format: :class:`XmlReply`, :func:`format_xml`, :func:`chat_prompt`,
@@ -19,6 +21,7 @@ docs/plugins/author-kit.md.
 Nothing here imports torch, transformers or trl.
 """
 
+from grpo_core.kit.answers import MODES, RULES as ANSWER_RULES, TAIL_CHARS, Found, final_sentence, find_answer
 from grpo_core.kit.chat_templates import CHATML, TEMPLATES, apply_template, opens_think_tag, render_prompt, resolve_template
 from grpo_core.kit.datasets import DatasetAdapter, content_hash, parse_dataset_spec, read_jsonl
 from grpo_core.kit.extraction import MAX_ANSWER_CHARS, completion_text, extract_answer, last_boxed, last_tag_block, matching_brace
@@ -33,6 +36,12 @@ __all__ = [
     "VerdictStatus",
     "Verifier",
     "in_worker",
+    "find_answer",
+    "Found",
+    "final_sentence",
+    "ANSWER_RULES",
+    "MODES",
+    "TAIL_CHARS",
     "MAX_ANSWER_CHARS",
     "completion_text",
     "extract_answer",

@@ -30,7 +30,11 @@ class Verdict:
 
     ``equal`` is True only for :attr:`VerdictStatus.MATCHED`. ``pred`` is the
     extracted answer (``None`` when nothing was found), ``reason`` a short
-    human-readable explanation.
+    human-readable explanation. ``extracted_by`` names the rule of
+    :mod:`grpo_core.kit.answers` that found ``pred`` in the response
+    (``"answer_tag"``, ``"boxed"``, ``"final_phrase"``, ``"gsm8k_hashes"``,
+    ``"last_math"``, ``"last_number"``, or a verifier's own), so a reward can be
+    audited; it is None when the prediction was given directly (``verify``).
     """
 
     equal: bool
@@ -38,6 +42,7 @@ class Verdict:
     reason: str = ""
     pred: str | None = None
     gold: str | None = None
+    extracted_by: str | None = None
 
     def __bool__(self) -> bool:  # `if verdict:` reads as "if it matched"
         return self.equal

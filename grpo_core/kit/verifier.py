@@ -11,6 +11,11 @@ must guarantee:
 * ``compare`` runs under a hard time limit in a killable worker process
   (no ``signal.alarm``, so it works off the main thread too);
 * verdicts are cached;
+* ``check`` finds the answer in a whole response by the one ordered policy
+  of :mod:`grpo_core.kit.answers` (``mode="flexible"``, the default) or reads
+  only the format's slot (``mode="strict"``: the last ``<answer>`` block, else
+  the last ``\\boxed{}``), and every verdict says which rule found the answer
+  (``Verdict.extracted_by``);
 * ``verify_batch`` / ``check_batch`` spread the slow comparisons over processes.
 
 ``quick_compare`` runs inline and must be bounded by construction (string and
@@ -21,9 +26,11 @@ decide, or ``None`` to hand the pair to ``compare`` in a worker.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Sequence
 
-from grpo_core.kit.extraction import MAX_ANSWER_CHARS, extract_answer
+from grpo_core.kit.answers import Found, check_mode, find_answer
+from grpo_core.kit.extraction import MAX_ANSWER_CHARS, completion_text
 from grpo_core.kit.verdict import Verdict
 from grpo_core.runtime.deadline import map_with_deadline
 
@@ -37,7 +44,7 @@ class Verifier:
     description: str = ""
     #: hard time limit (seconds) for one ``compare`` call
     timeout: float = 5.0
-    #: allow fallback extraction ("the answer is ...", last number)
+    #: ``extract()`` reads prose too ("the answer is ...", ``####``, last number), not only the slot
     fallback: bool = False
     #: bump when verdicts change, so caches keyed on it stay honest
     version: str = "1"
@@ -51,9 +58,14 @@ class Verifier:
         self._cache: OrderedDict = OrderedDict()
 
     # --- to override -------------------------------------------------
+    def find(self, text: str, *, mode: str = "flexible") -> Found | None:
+        """The answer in a response and the rule that found it (see :mod:`grpo_core.kit.answers`)."""
+        return find_answer(text, mode=mode)
+
     def extract(self, text: Any) -> str | None:
-        """The answer in a response, or None. Strict by default."""
-        return extract_answer(text, fallback=self.fallback)
+        """The answer in a response, or None: the format's slot, or by the whole policy with ``fallback``."""
+        found = self.find(completion_text(text), mode="flexible" if self.fallback else "strict")
+        return _capped(found.answer) if found else None
 
     def quick_compare(self, gold: str, pred: str) -> Verdict | None:
         """Decide cheaply inline, or return None to defer to :meth:`compare`."""
@@ -73,20 +85,41 @@ class Verifier:
         """Compare an extracted prediction with the gold answer."""
         return self.verify_batch([(gold, pred)])[0]
 
-    def check(self, *, gold: Any, response: Any) -> Verdict:
-        """Extract the answer from a full response, then verify it."""
-        return self.check_batch([gold], [response])[0]
+    def check(self, *, gold: Any, response: Any, mode: str = "flexible") -> Verdict:
+        """Find the answer in a full response, then verify it.
 
-    def check_batch(self, golds: Sequence[Any], responses: Sequence[Any]) -> list[Verdict]:
+        ``mode="flexible"`` finds the answer a careful grader finds (the whole
+        ordered policy); ``mode="strict"`` reads only the format's slot. The
+        verdict's ``extracted_by`` names the rule that found the answer.
+        """
+        return self.check_batch([gold], [response], mode=mode)[0]
+
+    def check_batch(self, golds: Sequence[Any], responses: Sequence[Any], *, mode: str = "flexible") -> list[Verdict]:
+        check_mode(mode)
         if len(golds) != len(responses):
             raise ValueError(f"check_batch got {len(golds)} golds and {len(responses)} responses")
-        preds = []
-        for r in responses:
-            try:
-                preds.append(self.extract(r))
-            except Exception:  # noqa: BLE001 - a broken extractor is "no answer"
-                preds.append(None)
-        return self.verify_batch(list(zip(golds, preds)))
+        found = [self.answer_in(r, gold=g, mode=mode) for g, r in zip(golds, responses)]
+        return self.verdicts_for(golds, found)
+
+    def answer_in(self, response: Any, *, gold: Any = None, mode: str = "flexible") -> tuple[str | None, str | None]:
+        """``(answer, rule)`` found in a response for this gold; ``(None, None)`` when there is none.
+
+        A subclass with its own ``extract()`` keeps it (in both modes); its
+        answers name no rule.
+        """
+        try:
+            if type(self).extract is not Verifier.extract:
+                return self.extract(response), None
+            found = self.find(completion_text(response), mode=mode)
+        except Exception:  # noqa: BLE001 - a broken extractor is "no answer"
+            return None, None
+        answer = _capped(found.answer_for(gold)) if found else None
+        return (answer, found.rule) if answer is not None else (None, None)
+
+    def verdicts_for(self, golds: Sequence[Any], found: Sequence[tuple[str | None, str | None]]) -> list[Verdict]:
+        """Verify each found answer against its gold; each verdict names the rule that found it."""
+        verdicts = self.verify_batch([(g, pred) for g, (pred, _) in zip(golds, found)])
+        return [replace(v, extracted_by=rule) if rule and v.pred is not None else v for v, (_, rule) in zip(verdicts, found)]
 
     def verify_batch(self, pairs: Sequence[tuple[Any, Any]]) -> list[Verdict]:
         out: list[Verdict | None] = [None] * len(pairs)
@@ -146,6 +179,11 @@ class Verifier:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} timeout={self.timeout}s>"
+
+
+def _capped(answer: str) -> str | None:
+    answer = answer.strip()
+    return answer if answer and len(answer) <= MAX_ANSWER_CHARS else None
 
 
 def _compare_in_worker(verifier: Verifier, gold: str, pred: str) -> Verdict:

@@ -15,9 +15,23 @@ Policies (the same for every verifier of this plugin):
 * **thousands separators** (``1,234``, ``1{,}234``, ``10,\\!080``,
   ``1 234``) are accepted only in strict groups of three digits; anything else
   with a comma is a list of parts;
-* **percent** is a unit: the sign is dropped, so ``50\\%`` equals ``50`` but
-  not ``0.5``;
+* **percent**: ``p%`` equals ``p`` (GSM8K writes "50" for 50%), and equals
+  the fraction ``p/100`` only when the other side is not a whole number
+  (``10%`` equals ``0.1``; ``1000%`` is not ``10``; ``0.5`` without a sign is
+  never ``50``) -- :func:`numbers_match`;
+* **word multipliers**: ``1.5 million`` is 1500000 (thousand, million,
+  billion, trillion); a bare ``1.5`` is never ``1.5 million``;
+* **decimals of a fraction**: a decimal with at least six places equals a
+  fraction it rounds or truncates, when those places single that fraction out
+  (``0.142857`` equals ``1/7``; ``0.333`` and ``0.33`` are not ``1/3``) --
+  :func:`numbers_match`;
+* **shorthand TeX**: ``\\frac12``, ``\\frac\\pi2``, ``\\sqrt2`` read as
+  ``\\frac{1}{2}``, ``\\frac{\\pi}{2}``, ``\\sqrt{2}``;
+* **relations**: ``>=``, ``\\ge``, ``\\geqslant``, ``≥`` are ``\\geq`` (and the
+  same for ``\\leq``); ``\\gt``/``\\lt`` are ``>``/``<``;
+* **named tuples**: ``(p,q,r) = (6, 31, -1)`` is the tuple ``(6, 31, -1)``;
 * **units and currency** are dropped: ``\\$``, ``€``, ``£``, ``\\text{ cm}^2``,
+  glued ``1,000.99€``, ``12cm``, ``5 m²``,
   ``^\\circ``/``°``/"degrees" after a value (and, for GSM8K-style numbers,
   trailing unit words separated by a space: ``18 dollars``);
 * **minus signs**: ``−`` (U+2212) and the other Unicode minus forms read as ``-``;
@@ -59,6 +73,8 @@ _UNICODE = {
     "\u00b0": "^\\circ",
     "\u221a": "\\sqrt",
     "\uff0c": ",",
+    "\u00b2": "^2",
+    "\u00b3": "^3",
     "\u00bd": "1/2",
     "\u00bc": "1/4",
     "\u00be": "3/4",
@@ -78,6 +94,28 @@ _PERCENT_RE = re.compile(r"\\%|%|\\text\{\s*percent\s*\}|(?<=\d)\s*percent\b", r
 _UNIT_CMD_RE = re.compile(r"\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\s*\^\s*(?:\{\s*\d\s*\}|\d))?")
 _CONJ_RE = re.compile(r"\\(?:text|mbox|textrm)\s*\{\s*(?:and|or|,)\s*\}|\\q?quad(?![a-zA-Z])")
 _WS_RE = re.compile(r"\s+")
+_GEQ_RE = re.compile(r">=|\\(?:geqslant|geq|ge)(?![a-zA-Z])\s*")
+_LEQ_RE = re.compile(r"<=|\\(?:leqslant|leq|le)(?![a-zA-Z])\s*")
+_GT_LT_RE = re.compile(r"\\(gt|lt)(?![a-zA-Z])\s*")
+# \frac12, \frac\pi2, \frac1{x}, \sqrt2: a one-token argument without braces
+_TEX_TOKEN = r"(\\[a-zA-Z]+|[0-9a-zA-Z])"
+_FRAC_SHORT_RE = re.compile(r"\\frac\s*" + _TEX_TOKEN + r"\s*" + _TEX_TOKEN)
+_FRAC_HALF_SHORT_RE = re.compile(r"\\frac\s*" + _TEX_TOKEN + r"\s*(?=\{)")
+_FRAC_FIRST_BRACED_RE = re.compile(r"(\\frac\s*\{[^{}]*\})\s*" + _TEX_TOKEN)
+_SQRT_SHORT_RE = re.compile(r"\\sqrt\s*" + _TEX_TOKEN)
+# (p, q, r) = (6, 31, -1): the names are dropped
+_NAMED_TUPLE_RE = re.compile(r"^\(\s*[A-Za-z](?:\s*,\s*[A-Za-z])+\s*\)\s*=\s*(\(.*\))$")
+# a unit glued to a value: 12cm, 3kg, 5 m² (a single-letter unit only with its power sign)
+_GLUED_UNIT_RE = re.compile(r"(?<=\d)\s*(?:(?:cm|mm|km|kg|mg|ml|ft|in|mi)(?:\^\s*[23])?|[mg]\^\s*[23])$")
+_MULTIPLIERS = {"thousand": 3, "million": 6, "billion": 9, "trillion": 12}
+_MULTIPLIER_RE = re.compile(
+    r"(?<=\d)\s*(?:\\(?:text|mbox|mathrm|textrm)\s*\{\s*(thousand|million|billion|trillion)\s*\}"
+    r"|(thousand|million|billion|trillion)\b)", re.IGNORECASE)
+
+
+def expand_multipliers(s: str) -> str:
+    """``1.5 million`` / ``1.5\\text{ million}`` -> ``1.5\\times 10^{6}`` (before units are dropped)."""
+    return _MULTIPLIER_RE.sub(lambda m: f"\\times 10^{{{_MULTIPLIERS[(m.group(1) or m.group(2)).lower()]}}}", s)
 _CURRENCY_RE = re.compile(r"\\\$|\$|€|£|¥|₹|\bUSD\b|\\euro(?![a-zA-Z])|\\pounds(?![a-zA-Z])")
 
 
@@ -132,12 +170,12 @@ _FRAC_SLASH_RE = re.compile(r"^([+-]?)\s*(?:(\d+)\s+)?(\d+)\s*/\s*(\d+)$")
 _SCI_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([+-]?\d{1,3})\s*\}?$")
 _E_RE = re.compile(r"^([+-]?\d+(?:\.\d+)?)[eE]([+-]?\d{1,3})$")
 _ASSIGN_RE = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*(?:=|\\approx|≈)\s*")
-_TRAIL_WORDS_RE = re.compile(r"(?<=[\d.])\s+[A-Za-z][A-Za-z.\-]*(?:\s+[A-Za-z][A-Za-z.\-]*){0,3}(?:\s*\^\s*\d)?$")
+_TRAIL_WORDS_RE = re.compile(r"(?<=[\d.}])\s+[A-Za-z][A-Za-z.\-]*(?:\s+[A-Za-z][A-Za-z.\-]*){0,3}(?:\s*\^\s*\d)?$")
 _TEX_THOUSANDS_RE = re.compile(r"(?<=\d)\{,\}(?=\d{3})|(?<=\d),\\!\s*(?=\d{3})|(?<=\d),\s*\\,\s*(?=\d{3})")
 
 
 def clean_number_text(s: str, *, unit_words: bool) -> str:
-    s = strip_wrappers(s)
+    s = expand_multipliers(strip_wrappers(s))
     s = _TEX_THOUSANDS_RE.sub(",", s)
     s = _SPACING_RE.sub("", s)
     s = _SIZING_RE.sub("", s)
@@ -147,6 +185,7 @@ def clean_number_text(s: str, *, unit_words: bool) -> str:
     s = _PERCENT_RE.sub("", s)
     s = _CURRENCY_RE.sub("", s)
     s = _UNIT_CMD_RE.sub("", s)
+    s = _GLUED_UNIT_RE.sub("", s.strip())
     s = s.strip()
     if unit_words:
         s = _TRAIL_WORDS_RE.sub("", s)
@@ -224,6 +263,71 @@ def parse_number(s: str, *, unit_words: bool = False) -> Fraction | None:
     return None
 
 
+def has_percent(s: str) -> bool:
+    """True when the answer carries a percent sign or word (``50%``, ``50\\%``, ``50 percent``)."""
+    return bool(_PERCENT_RE.search(s))
+
+
+#: a decimal needs this many places before it may stand for a fraction it rounds
+MIN_FRACTION_PLACES = 6
+_PLACES_RE = re.compile(r"\d\.(\d+)")
+
+
+def _places(s: str) -> int:
+    m = None
+    for m in _PLACES_RE.finditer(s):
+        pass
+    return len(m.group(1)) if m else 0
+
+
+def _terminates(v: Fraction) -> bool:
+    q = v.denominator
+    for f in (2, 5):
+        while q % f == 0:
+            q //= f
+    return q == 1
+
+
+def decimal_of_fraction(dec: Fraction, places: int, frac: Fraction) -> bool:
+    """True when ``dec``, written with ``places`` decimals, is ``frac`` rounded or cut to them.
+
+    Only for long decimals (:data:`MIN_FRACTION_PLACES` or more) of a fraction
+    that has no finite decimal, and only when the places single the fraction
+    out: two fractions with denominators up to ``q`` differ by at least
+    ``1/q^2``, so ``10^places > 2 q^2`` leaves one candidate.
+    """
+    if places < MIN_FRACTION_PLACES or places > MAX_DIGITS or _terminates(frac):
+        return False
+    q = frac.denominator
+    if 10**places <= 2 * q * q:
+        return False
+    unit = Fraction(1, 10**places)
+    scaled = frac / unit
+    cut = Fraction(int(scaled)) * unit  # truncated toward zero
+    rounded = Fraction(round(scaled)) * unit
+    return dec in (cut, rounded)
+
+
+def numbers_match(gold: str, pred: str, g: Fraction, p: Fraction) -> bool:
+    """Whether two numeric answers are the same by the module's policies.
+
+    Equal values match. A percentage ``v%`` against a number ``o`` without a
+    sign matches when ``o == v`` and ``|v| >= 1`` (the sign was dropped, as
+    GSM8K writes percentages), or when ``o == v/100`` and ``o`` is not a whole
+    number (the fraction: ``10%`` and ``0.1``). A long decimal matches the
+    fraction it stands for (:func:`decimal_of_fraction`).
+    """
+    if g == p:
+        gp, pp = has_percent(gold), has_percent(pred)
+        return gp == pp or abs(p) >= 1
+    gp, pp = has_percent(gold), has_percent(pred)
+    if gp != pp:
+        v, o = (g, p) if gp else (p, g)
+        if o.denominator != 1 and o == v / 100:
+            return True
+    return decimal_of_fraction(p, _places(pred), g) or decimal_of_fraction(g, _places(gold), p)
+
+
 def is_integer_answer(s: str) -> bool:
     """True when ``s`` reads as an integer (``42``, ``-7``, ``1,000``, ``12.00``)."""
     v = parse_number(s, unit_words=True)
@@ -283,17 +387,53 @@ def code_to_latex(s: str) -> str:
     return s
 
 
+def expand_tex_shorthand(s: str) -> str:
+    """``\\frac12`` -> ``\\frac{1}{2}``, ``\\frac\\pi2`` -> ``\\frac{\\pi}{2}``, ``\\sqrt2`` -> ``\\sqrt{2}``."""
+    if "\\frac" in s:
+        s = _FRAC_SHORT_RE.sub(r"\\frac{\1}{\2}", s)
+        s = _FRAC_HALF_SHORT_RE.sub(r"\\frac{\1}", s)
+        s = _FRAC_FIRST_BRACED_RE.sub(r"\1{\2}", s)
+    if "\\sqrt" in s:
+        s = _SQRT_SHORT_RE.sub(r"\\sqrt{\1}", s)
+    return s
+
+
+def _top_level_commas(s: str) -> int:
+    depth = n = 0
+    for c in s:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            n += 1
+    return n
+
+
+def drop_tuple_names(s: str) -> str:
+    """``(p,q,r) = (6, 31, -1)`` -> ``(6, 31, -1)`` when names and values are as many."""
+    m = _NAMED_TUPLE_RE.match(s)
+    if not m:
+        return s
+    names = s[: s.index("=")].count(",")
+    values = m.group(1)
+    return values if _top_level_commas(values[1:-1]) == names else s
+
+
 @lru_cache(maxsize=8192)
 def normalize_math(s: str) -> str:
     """A canonical LaTeX-ish string for a math answer (see the module policies)."""
-    s = strip_wrappers(s)
+    s = expand_multipliers(strip_wrappers(s))
     s = _TEX_THOUSANDS_RE.sub(",", s)
     s = _CONJ_RE.sub(",", s)
     s = _SIZING_RE.sub("", s)
     s = s.replace("\\left.", "").replace("\\right.", "")
     s = _SPACING_RE.sub(" ", s).replace("~", " ")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\displaystyle", "")
-    s = s.replace("\\le ", "\\leq ").replace("\\ge ", "\\geq ")
+    s = _GEQ_RE.sub("\\\\geq ", s)
+    s = _LEQ_RE.sub("\\\\leq ", s)
+    s = _GT_LT_RE.sub(lambda m: ">" if m.group(1) == "gt" else "<", s)
+    s = expand_tex_shorthand(s)
     s = _DEGREE_RE.sub("", s)
     s = _PERCENT_RE.sub("", s)
     s = _CURRENCY_RE.sub("", s)
@@ -304,9 +444,11 @@ def normalize_math(s: str) -> str:
         if s2:
             s = s2
     s = re.sub(r"(?<=\d)\s+(?:degrees?|units?|cm|m|km|inches|feet|ft|meters)(?:\s*\^\s*\d)?$", "", s)
+    s = _GLUED_UNIT_RE.sub("", s).strip() or s
     s = code_to_latex(s)
     s = strip_wrappers(s)
     s = _WS_RE.sub(" ", s).strip()
+    s = drop_tuple_names(s)
     m = _CHOICE_RE.match(s)
     if m:
         return m.group(1).upper()
@@ -333,6 +475,19 @@ def base_number(s: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return digits.upper(), base
+
+
+_COLLECTION_RE = re.compile(r"^[(\[].*,.*[)\]]$|\\cup|\\cap|\\begin\{[pbv]?matrix\}|\\in\s*[(\[]", re.DOTALL)
+
+
+def is_assignment(s: str) -> bool:
+    """``x = …`` / ``a_1 = …``: one symbol on the left (a value may answer it); ``2x + 3 = 5`` is not."""
+    return bool(_ASSIGN_RE.match(s))
+
+
+def is_collection_shaped(s: str) -> bool:
+    """An interval, union, tuple, vector or matrix (``(3,4]``, ``A \\cup B``, ``x \\in [-2,7]``): never one number."""
+    return bool(_COLLECTION_RE.search(s))
 
 
 def is_text_answer(s: str) -> bool:
@@ -489,12 +644,14 @@ class _Arith:
     results beyond :data:`MAX_DIGITS` digits, so it is bounded on capped input.
     """
 
+    tok_re = _TOK_RE
+
     def __init__(self, s: str) -> None:
         self.toks: list[str] = []
         pos = 0
         s = s.strip()
         while pos < len(s):
-            m = _TOK_RE.match(s, pos)
+            m = self.tok_re.match(s, pos)
             if not m or m.end() == pos:
                 raise ValueError("token")
             self.toks.append(m.group(1))
@@ -584,6 +741,65 @@ def eval_arithmetic(s: str) -> Fraction | None:
         return None
     try:
         p = _Arith(s)
+        if not p.toks:
+            return None
+        v = p.expr()
+        return v if p.peek() is None else None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
+# --- one rational point: tells different expressions apart inline --------------
+
+# letters are variables, except e and i (Euler's number and the imaginary unit are not free)
+_POINT_TOK_RE = re.compile(r"\s*(\d+(?:\.\d+)?|\\frac|\\cdot|\\times|\\div|[-+*/^(){}]|[a-df-hj-zA-Z](?![a-zA-Z]))")
+_STARTS_ATOM = ("(", "{", "\\frac")
+
+
+class _PointArith(_Arith):
+    """:class:`_Arith` with one-letter variables at fixed rationals and implicit products (``2k``, ``6r^2``)."""
+
+    tok_re = _POINT_TOK_RE
+
+    def term(self) -> Fraction:
+        v = self.unary()
+        while True:
+            t = self.peek()
+            if t in ("*", "/", "\\cdot", "\\times", "\\div"):
+                self.take()
+                r = self.unary()
+                if t in ("/", "\\div"):
+                    if r == 0:
+                        raise ValueError("division by zero")
+                    v = v / r
+                else:
+                    v = v * r
+            elif t is not None and (t[0].isdigit() or t.isalpha() or t in _STARTS_ATOM):
+                v = v * self.power()
+            else:
+                return v
+
+    def atom(self) -> Fraction:
+        t = self.peek()
+        if t is not None and len(t) == 1 and t.isalpha():
+            self.take()
+            return Fraction(7 + 4 * (ord(t) % 29), 13 + 2 * (ord(t) % 31))
+        return super().atom()
+
+
+def value_at_a_point(s: str) -> Fraction | None:
+    """The exact value of a polynomial or rational expression in one-letter variables at a fixed point, or None.
+
+    Equal expressions have equal values at every point, so two answers with
+    different values here are different; equal values prove nothing (the
+    symbolic comparison decides those). Anything beyond ``+ - * / ^``,
+    ``\\frac``, brackets and one-letter variables (``e`` and ``i`` excluded)
+    is refused.
+    """
+    if not s or len(s) > MAX_QUICK_CHARS or "," in s or "=" in s:
+        return None
+    try:
+        p = _PointArith(s)
         if not p.toks:
             return None
         v = p.expr()

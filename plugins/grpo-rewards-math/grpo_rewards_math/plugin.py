@@ -10,6 +10,7 @@ from grpo_core import hookimpl
 
 from . import rewards
 from .datasets import AimeAdapter, Gsm8kAdapter, Math500Adapter
+from .choices import McqVerifier
 from .verifiers import AimeVerifier, Gsm8kVerifier, MathVerifier
 
 
@@ -18,11 +19,19 @@ def register_verifiers(register):
     register(Gsm8kVerifier())
     register(AimeVerifier())
     register(MathVerifier())
+    register(McqVerifier())
 
 
 @hookimpl
 def register_rewards(register):
     register(rewards.correctness, name="correctness", requires=("answer",), default_weight=1.0, cpu_bound=True)
+    register(
+        rewards.correctness_flexible,
+        name="correctness_flexible",
+        requires=("answer",),
+        default_weight=1.0,
+        cpu_bound=True,
+    )
     register(rewards.int_answer, name="int", requires=("answer",), default_weight=1.0, cpu_bound=True)
     register(
         rewards.graded_correctness,

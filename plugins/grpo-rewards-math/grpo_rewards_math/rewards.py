@@ -9,6 +9,19 @@ Completions may be strings or chat message lists. Which verifier checks a row:
    passed by TRL as a list, one name per row;
 3. else ``gsm8k``.
 
+Where the answer is read (``mode``):
+
+* ``correctness`` reads the format's slot only (``mode="strict"``: the last
+  ``<answer>…</answer>``, else the last ``\\boxed{}``), so it rewards right
+  answers given in the format the prompt asks for;
+* ``correctness_flexible`` finds the answer a grader finds anywhere in the
+  response (``mode="flexible"``: also "The answer is …", ``#### N``, the final
+  sentence's math, the last number; see :mod:`grpo_core.kit.answers`), a
+  learning signal for a model that does not follow the format yet.
+
+A dataset's ``choices`` column (the options of a multiple-choice row) is passed
+on to the ``mcq`` verifier.
+
 ``None`` means "no signal" (the gold answer is unusable, or the verifier ran
 out of time or failed), never "wrong": the trainer leaves such samples out.
 """
@@ -38,7 +51,8 @@ def _get(name: str):
     return get_verifier(name)
 
 
-def verdicts(completions: Sequence[Any], answer: Sequence[Any], verifier: Any = None):
+def verdicts(completions: Sequence[Any], answer: Sequence[Any], verifier: Any = None, *, mode: str = "strict",
+             choices: Sequence[Any] | None = None):
     """One Verdict per completion, each checked by its row's verifier (batched per verifier)."""
     texts = [completion_text(c) for c in completions]
     golds = list(answer) if answer is not None else [None] * len(texts)
@@ -49,15 +63,24 @@ def verdicts(completions: Sequence[Any], answer: Sequence[Any], verifier: Any = 
     for name in dict.fromkeys(names):
         idx = [i for i, n in enumerate(names) if n == name]
         v = _get(name)
-        res = v.check_batch([golds[i] for i in idx], [texts[i] for i in idx])
+        extra = {}
+        if choices is not None and len(choices) == len(texts) and getattr(v, "uses_choices", False):
+            extra["choices"] = [choices[i] for i in idx]
+        res = v.check_batch([golds[i] for i in idx], [texts[i] for i in idx], mode=mode, **extra)
         for i, r in zip(idx, res):
             out[i] = r
     return out
 
 
-def correctness(completions, answer=None, verifier=None, **kwargs) -> list[float | None]:
-    """2.0 when the verifier says the answer equals the gold, else 0.0 (None: gold unusable)."""
-    return [None if v.status in _ABSTAIN else (2.0 if v.equal else 0.0) for v in verdicts(completions, answer, verifier)]
+def correctness(completions, answer=None, verifier=None, mode="strict", choices=None, **kwargs) -> list[float | None]:
+    """2.0 when the answer in the ``<answer>`` slot (or last ``\\boxed{}``) equals the gold, else 0.0 (None: gold unusable)."""
+    return [None if v.status in _ABSTAIN else (2.0 if v.equal else 0.0)
+            for v in verdicts(completions, answer, verifier, mode=mode, choices=choices)]
+
+
+def correctness_flexible(completions, answer=None, verifier=None, choices=None, **kwargs) -> list[float | None]:
+    """2.0 when the answer a grader finds anywhere in the response equals the gold, else 0.0 (None: gold unusable)."""
+    return correctness(completions, answer=answer, verifier=verifier, mode="flexible", choices=choices)
 
 
 def int_answer(completions, answer=None, verifier=None, **kwargs) -> list[float | None]:

@@ -147,7 +147,7 @@ def compare_math(gold: str, pred: str) -> Verdict:
     why = N.screen(g)
     if why:
         return Verdict.gold_unparseable(f"gold not compared: {why}", pred=pred, gold=gold)
-    if N.compact(g) == N.compact(p):
+    if N.compact(g) == N.compact(p) and N.has_percent(gold) == N.has_percent(pred):
         return Verdict.matched("same answer after normalisation", pred=pred, gold=gold)
     why = N.screen(p)
     if why:

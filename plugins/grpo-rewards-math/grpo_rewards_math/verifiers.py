@@ -7,9 +7,13 @@ string/number work on length-capped input (see :mod:`.normalize`), so it is
 bounded by construction; GSM8K and AIME answers are decided there without
 sympy. Only symbolic comparisons reach the workers.
 
-Extraction is the core's strict one (last ``<answer>`` block, else last
-``\\boxed{}``); pass ``fallback=True`` for "The answer is …"/``####``/last
-number fallbacks.
+Where the answer is in a response is the core's one ordered policy
+(:mod:`grpo_core.kit.answers`): ``check(gold=, response=)`` finds it the way
+a grader does (``<answer>`` slot, ``\\boxed{}``, a final-answer phrase,
+``#### N``, the final sentence's math, the last number) and
+``check(..., mode="strict")`` reads only the format's slot. Every verdict names
+the rule that found the answer (``extracted_by``). The ``mcq`` verifier lives
+in :mod:`.choices`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class _SymbolicVerifier(Verifier):
 
 
 def _num_verdict(g: Fraction, p: Fraction, gold: str, pred: str) -> Verdict:
-    if g == p:
+    if N.numbers_match(gold, pred, g, p):
         return Verdict.matched(f"{N.format_number(p)} == {N.format_number(g)}", pred=pred, gold=gold)
     return Verdict.different(f"{N.format_number(p)} != {N.format_number(g)}", pred=pred, gold=gold)
 
@@ -50,9 +54,9 @@ class Gsm8kVerifier(_SymbolicVerifier):
     """Numeric answers as GSM8K writes them ($1,234.00, 50%, −3, 18 dollars, \\boxed{18})."""
 
     name = "gsm8k"
-    description = "GSM8K numbers: separators, currency/units, percent, .00, unicode minus, \\boxed{}, ####"
+    description = "GSM8K numbers: separators, currency/units, percent, million, .00, unicode minus; finds #### N and 'The answer is'"
     timeout = 3.0
-    version = "1"
+    version = "2"
 
     def quick_compare(self, gold: str, pred: str) -> Verdict | None:
         g = N.parse_number(gold, unit_words=True)
@@ -81,9 +85,9 @@ class AimeVerifier(Verifier):
     """AIME answers: an integer from 0 to 999 (leading zeros allowed)."""
 
     name = "aime"
-    description = "AIME: an integer 0..999, leading zeros allowed"
+    description = "AIME: an integer 0..999, leading zeros allowed; finds the answer in prose too"
     timeout = 2.0
-    version = "1"
+    version = "2"
 
     def quick_compare(self, gold: str, pred: str) -> Verdict:
         g = N.parse_number(gold)
@@ -108,7 +112,7 @@ class MathVerifier(_SymbolicVerifier):
     name = "math"
     description = "MATH-style LaTeX/expressions: fractions, roots, pi, intervals, tuples/sets, equations (Math-Verify, hardened)"
     timeout = 5.0
-    version = "1"
+    version = "2"
 
     def quick_compare(self, gold: str, pred: str) -> Verdict | None:
         if len(gold) > N.MAX_QUICK_CHARS or len(pred) > N.MAX_QUICK_CHARS:
@@ -118,7 +122,7 @@ class MathVerifier(_SymbolicVerifier):
             return Verdict.gold_unparseable("gold is empty after normalisation", pred=pred, gold=gold)
         if not p:
             return Verdict.pred_unparseable("answer is empty after normalisation", pred=pred, gold=gold)
-        if N.compact(g) == N.compact(p):
+        if N.compact(g) == N.compact(p) and N.has_percent(gold) == N.has_percent(pred):
             return Verdict.matched("same answer after normalisation", pred=pred, gold=gold)
         # multiple-choice letters
         if len(g) == 1 and g in "ABCDE":
@@ -154,6 +158,15 @@ class MathVerifier(_SymbolicVerifier):
             return Verdict.different("different words", pred=pred, gold=gold)
         if not N.braces_balanced(p) and N.braces_balanced(g):
             return Verdict.pred_unparseable("unbalanced braces in the answer", pred=pred, gold=gold)
+        if pn is not None and g.count("=") == 1 and not N.is_assignment(g):
+            return Verdict.different("gold is an equation; the answer is a number", pred=pred, gold=gold)
+        if pn is not None and N.is_collection_shaped(g):
+            return Verdict.different("one answer is a single value, the other a collection", pred=pred, gold=gold)
+        if pn is not None and N.normalize_math(g) in "ABCDEFGHIJ" and len(N.normalize_math(g)) == 1:
+            return Verdict.different("a number does not name a choice", pred=pred, gold=gold)
+        gv, pv = N.value_at_a_point(g), N.value_at_a_point(p)
+        if gv is not None and pv is not None and gv != pv:
+            return Verdict.different("different values at a rational point", pred=pred, gold=gold)
         return None
 
     def compare(self, gold: str, pred: str) -> Verdict:

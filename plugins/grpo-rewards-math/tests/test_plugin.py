@@ -13,7 +13,7 @@ def test_entry_point_registers_everything_with_provenance():
         "rewards": grpo_core.get_rewards(),
         "datasets": grpo_core.get_datasets(),
     }
-    want = {"verifiers": {"gsm8k", "aime", "math"}, "rewards": {"correctness", "int", "graded_correctness"},
+    want = {"verifiers": {"gsm8k", "aime", "math", "mcq"}, "rewards": {"correctness", "correctness_flexible", "int", "graded_correctness"},
             "datasets": {"gsm8k", "aime", "math500"}}
     for kind, names in want.items():
         for n in names:

@@ -14,7 +14,7 @@ def chat(text):
 
 
 def test_registered_with_metadata():
-    for name in ("correctness", "int", "graded_correctness"):
+    for name in ("correctness", "correctness_flexible", "int", "graded_correctness"):
         spec = grpo_core.get_reward(name)
         assert spec.requires == ("answer",)
         assert spec.cpu_bound is True
@@ -62,3 +62,19 @@ def test_reward_through_registry_on_a_dataset_row():
     comps = [chat(XML.format(a)) for a in ds["answer"]]
     spec = grpo_core.get_reward("correctness")
     assert spec(comps, answer=ds["answer"], verifier=ds["verifier"], id=ds["id"]) == [2.0, 2.0, 2.0]
+
+
+def test_correctness_reads_the_slot_and_says_so():
+    comps = ["Janet makes 9 * 2 = 18 dollars.\n#### 18", XML.format("18"), "The answer is 18."]
+    assert rewards.correctness(comps, answer=["18"] * 3) == [0.0, 2.0, 0.0]
+    assert "<answer>" in grpo_core.get_reward("correctness").description
+
+
+def test_correctness_flexible_rewards_answers_outside_the_format():
+    comps = ["Janet makes 9 * 2 = 18 dollars.\n#### 18", XML.format("18"), "The answer is 18.", "The answer is 19."]
+    assert rewards.correctness_flexible(comps, answer=["18"] * 4) == [2.0, 2.0, 2.0, 0.0]
+    spec = grpo_core.get_reward("correctness_flexible")
+    assert spec.requires == ("answer",) and "anywhere" in spec.description
+    assert spec(comps[:1], answer=["18"]) == [2.0]
+    # the same function with the mode as a keyword (how a reward option would set it)
+    assert rewards.correctness(comps, answer=["18"] * 4, mode="flexible") == [2.0, 2.0, 2.0, 0.0]
