@@ -13,6 +13,9 @@ fi
 # llama-cpp-python (dev extra: the llama.cpp check of GGUF exports, q4_k_m) builds llama.cpp from source once;
 # pip caches the wheel, so later runs on the same machine are quick.
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
+# A portable llama.cpp build (AVX2/FMA/F16C, no AVX-512 or AMX): a native build on a CPU that advertises AMX
+# dies with "Illegal instruction" in virtual machines that do not grant the AMX state. CMAKE_ARGS overrides it.
+export CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF}
 plugin_args=()
 for p in plugins/*/; do [ -f "$p/pyproject.toml" ] && plugin_args+=(-e "$p"); done
 .venv/bin/pip install -q -c constraints.txt -e ".[dev]" ${plugin_args[@]+"${plugin_args[@]}"}
