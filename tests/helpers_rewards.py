@@ -51,8 +51,8 @@ def die():
 
 # --- the reward runtime (tests/test_reward_runtime.py) ------------------------------------------------
 
+import importlib  # noqa: E402
 import re  # noqa: E402
-import sys  # noqa: E402
 
 from grpo_core import Verdict, Verifier  # noqa: E402
 
@@ -123,9 +123,10 @@ def verifier_reward(completions, answer=None, **kwargs):
     Also reports whether the worker had to load plugins to find the verifier."""
     import grpo_core
 
+    collected = importlib.import_module("grpo_core.plugins.registries")
     v = grpo_core.get_verifier("hangs")
     verdicts = v.check_batch(list(answer), list(completions))
-    if "grpo_core.plugins" in sys.modules:  # the worker loaded every plugin to find the verifier
+    if collected._cache is not None:  # the worker collected every plugin's registrations to find the verifier
         return [-1.0] * len(completions)
     return [None if vd.status.value == "timed_out" else float(vd.equal) for vd in verdicts]
 

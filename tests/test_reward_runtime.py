@@ -23,9 +23,9 @@ import pytest
 import helpers_rewards as h
 from conftest import TESTS, run_cli
 from grpo_core import hookimpl
-from grpo_core.engine import BREAKER_TIMEOUTS, DEFAULT_REWARD_TIMEOUT, RewardEngine, RewardError
 from grpo_core.errors import GrpoCoreError
-from grpo_core.registry import Provenance, make_reward_spec
+from grpo_core.plugins.registry import Provenance, make_reward_spec
+from grpo_core.rewards.engine import BREAKER_TIMEOUTS, DEFAULT_REWARD_TIMEOUT, RewardEngine, RewardError
 
 PROV = Provenance("testplug", "grpo-test-plugin", "9.9")
 
@@ -82,7 +82,7 @@ CHECK_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 import helpers_rewards as h
-from grpo_core.registry import Provenance, make_reward_spec
+from grpo_core.plugins.registry import Provenance, make_reward_spec
 from grpo_core.testing import ConformanceError, {check}
 try:
     {call}
@@ -146,8 +146,8 @@ CTRL_C_SCRIPT = """
 import os, sys, time
 sys.path.insert(0, {tests!r})
 import helpers_rewards as h
-from grpo_core.engine import RewardEngine
-from grpo_core.registry import Provenance, make_reward_spec
+from grpo_core.plugins.registry import Provenance, make_reward_spec
+from grpo_core.rewards.engine import RewardEngine
 from grpo_core.train.callbacks import GracefulStop
 
 func = h.{reward}
@@ -384,7 +384,7 @@ def test_10_step_line_shows_the_reward_phase_and_engine_warnings_reach_run_json(
 
 
 def test_11_report_has_a_failure_section_and_never_a_plain_zero(tmp_path):
-    from grpo_core.report import failure_steps, write_report
+    from grpo_core.evaluation.report import failure_steps, write_report
 
     e = RewardEngine([(spec(h.raising_reward), 1.0), (spec(ones), 1.0)])
     e.score(["boom 1", "boom 2"])
@@ -475,14 +475,14 @@ def test_13_hooks_doc_says_how_quick_compare_runs_and_what_golds_is():
 # --- 14.7: a verifier's own limit holds inside a worker --------------------------------------------------
 
 
-def test_14_7_a_hung_verifier_inside_a_cpu_bound_reward_costs_only_its_own_limit(register_plugin):
+def test_14_7_a_hung_verifier_inside_a_cpu_bound_reward_costs_only_its_own_limit(grpo_register):
     class P:
         @staticmethod
         @hookimpl
         def register_verifiers(register):
             register(h.HangingVerifier())
 
-    register_plugin(P, name="hanging-verifier")
+    grpo_register(P, name="hanging-verifier")
     # the reward's limit (120 s) is far above the verifier's (0.5 s): were the verifier bounded only by the
     # reward's limit, the reward would time out; instead each comparison times out, and the reward returns
     e = RewardEngine([(spec(h.verifier_reward, cpu_bound=True, timeout=120.0), 1.0)])

@@ -376,8 +376,6 @@ def check_reward(reward: Any, /, **columns: Any) -> Report:
     if picklable:
         edge_kw = {k: v for k, v in _trl_kwargs([edges[k] for k in names], columns, False).items() if k not in LOCAL_ONLY}
         if spec.cpu_bound:  # the engine gives each sample its own deadline
-            from .engine import _slice
-
             outcomes = map_with_deadline(_call_in_worker, [(func, _slice(edge_kw, i)) for i in range(len(names))], timeout=limit)
             late = [k for k, oc in zip(names, outcomes) if oc.timed_out]
         else:
