@@ -89,16 +89,20 @@ def test_runs_in_separate_processes(pool):
     assert os.getpid() not in pids
 
 
-def test_module_level_helpers_and_inline_in_worker():
+def test_module_level_helpers_and_nested_calls_in_worker():
     assert call_with_deadline(h.add, 2, 3, timeout=20).value == 5
     assert [o.value for o in map_with_deadline(h.add, [(1, 1), (2, 2)], timeout=20)] == [2, 4]
-    # inside a worker, nested calls run inline (the outer deadline bounds them)
+    # inside a worker, nested calls keep their own hard limit: a forked child runs them and is killed on time
     assert not deadline.in_worker()
     deadline._IN_WORKER = True
     try:
-        assert call_with_deadline(h.add, 1, 2, timeout=0.001).value == 3
-        err = call_with_deadline(h.fail, "x", timeout=1)
+        assert call_with_deadline(h.add, 1, 2, timeout=20).value == 3
+        err = call_with_deadline(h.fail, "x", timeout=20)
         assert not err.ok and err.error == "RuntimeError: x"
+        out = map_with_deadline(h.add, [(1, 1), (0,), (2, 2)], timeout=20)
+        assert [o.value for o in out] == [2, None, 4] and "TypeError" in out[1].error
+        hung, after = map_with_deadline(h.hang, [(60,), (0,)], timeout=0.5)
+        assert hung.timed_out and not hung.ok and after.value == "woke"  # a fresh child took the rest
     finally:
         deadline._IN_WORKER = False
 

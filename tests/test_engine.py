@@ -137,8 +137,8 @@ def test_non_numeric_and_non_finite_values_become_errors():
         return [float("nan"), "x", float("inf"), True, None]
 
     res = engine((spec(odd), 1.0)).score(list("abcde"))
-    assert res.values["odd"] == [None, None, None, 1.0, None]
-    assert res.stats["odd"].errors == 3 and res.stats["odd"].nones == 4
+    assert res.values["odd"] == [None, None, None, None, None]  # a bool is not a score (TRL would read True as 1.0)
+    assert res.stats["odd"].errors == 4 and res.stats["odd"].bad_values == 4 and res.stats["odd"].nones == 5
 
 
 def test_error_policies():
@@ -155,7 +155,8 @@ def test_error_policies():
         RewardEngine([])
 
 
-def test_inline_timeout_is_soft_but_bounded():
+def test_thread_reward_limit_is_bounded():
+    """A plain reward runs on the engine's reward thread under the default limit; the batch moves on."""
     release = threading.Event()
 
     def stuck(completions, **kwargs):
@@ -163,7 +164,7 @@ def test_inline_timeout_is_soft_but_bounded():
         return [1.0] * len(completions)
 
     try:
-        res = engine((spec(stuck, timeout=0.2), 1.0), (spec(ones), 1.0)).score(["a"])
+        res = RewardEngine([(spec(stuck), 1.0), (spec(ones), 1.0)], default_timeout=0.2).score(["a"])
     finally:
         release.set()
     assert res.values["stuck"] == [None] and res.stats["stuck"].timeouts == 1

@@ -39,6 +39,9 @@ def score(plugins_, dataset, completions_path, gold_format, limit, out_path, bat
     swapped, no_tags, boxed and empty. A reward that pays a broken variant as
     much as the perfect one can be gamed.
 
+    Exits 1 when a reward failed (raised, broke the value contract or timed
+    out) on every sample: its table would otherwise read as a score.
+
     \b
     Examples:
       grpo-core score --plugins xml,correctness --dataset gsm8k:test --gold-format --limit 20
@@ -59,3 +62,8 @@ def score(plugins_, dataset, completions_path, gold_format, limit, out_path, bat
     if out_path:
         n = write_jsonl(report, out_path)
         click.echo(f"\nwrote {n} scored samples to {out_path}")
+    failed = [name for name, st in report.engine.totals.items() if st.samples and st.failed >= st.samples]
+    if failed:
+        click.echo(f"\nError: {', '.join(failed)} failed on every sample (see the last error above); "
+                   "the values are not scores.", err=True)
+        raise SystemExit(1)

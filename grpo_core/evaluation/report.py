@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -10,6 +11,7 @@ from typing import Any, Callable
 from grpo_core.evaluation.evaluate import evaluate_model
 from grpo_core.kit.datasets import parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset, get_verifier
+from grpo_core.rewards.engine import describe_failures
 
 
 class EvalPlan:
@@ -69,17 +71,25 @@ def plot_rewards(history: list[dict], names: list[str], path: Path) -> Path | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # deferred: heavy (matplotlib), only for the plot
 
-    series = [("reward", "total (weighted)")] + [(f"rewards/{n}/mean", n) for n in names]
-    series = [(k, label) for k, label in series if any(k in h for h in history)]
+    series = [("reward", "total (weighted)", None)] + [(f"rewards/{n}/mean", n, n) for n in names]
+    series = [(k, label, n) for k, label, n in series if any(k in h for h in history) or (n and failure_steps(history, n))]
     fig, axes = plt.subplots(len(series), 1, figsize=(7, 2.0 * len(series)), sharex=True, squeeze=False)
-    for ax, (key, label) in zip(axes[:, 0], series):
-        pts = [(h["step"], h[key]) for h in history if key in h]
-        xs, ys = zip(*pts)
-        ax.plot(xs, ys, lw=1, alpha=0.5)
-        if len(ys) >= 5:  # moving average, window 5
-            w = 5
-            avg = [sum(ys[max(0, i - w + 1) : i + 1]) / len(ys[max(0, i - w + 1) : i + 1]) for i in range(len(ys))]
-            ax.plot(xs, avg, lw=2)
+    for ax, (key, label, name) in zip(axes[:, 0], series):
+        pts = [(h["step"], h[key]) for h in history if key in h and _finite(h[key])]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, lw=1, alpha=0.5)
+            if len(ys) >= 5:  # moving average, window 5
+                w = 5
+                avg = [sum(ys[max(0, i - w + 1) : i + 1]) / len(ys[max(0, i - w + 1) : i + 1]) for i in range(len(ys))]
+                ax.plot(xs, avg, lw=2)
+        else:
+            ax.text(0.5, 0.5, "no values: the reward failed on every sample", transform=ax.transAxes, ha="center", color="red", fontsize=8)
+        bad = failure_steps(history, name) if name else []
+        if bad:  # a red tick under each step where the reward raised, returned bad values or timed out
+            ax.scatter(bad, [0.02] * len(bad), marker="x", color="red", transform=ax.get_xaxis_transform(), zorder=3,
+                       label="errors or timeouts")
+            ax.legend(fontsize=7, loc="upper left")
         ax.set_ylabel(label, fontsize=8)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("step")
@@ -90,6 +100,46 @@ def plot_rewards(history: list[dict], names: list[str], path: Path) -> Path | No
     return path
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def failure_steps(history: list[dict], name: str) -> list[int]:
+    """Logged steps at which reward ``name`` had errors or timeouts (the plot marks them)."""
+    return [h["step"] for h in history if h.get(f"rewards/{name}/errors", 0) or h.get(f"rewards/{name}/timeouts", 0)]
+
+
+def _mean_cell(rows: list[dict], key: str) -> str:
+    """The mean of the finite values, or 'n/a' (never a plain 0.000 for a reward that gave no value)."""
+    vals = [r[key] for r in rows if _finite(r.get(key))]
+    return f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
+
+
+def reward_failure_lines(info: dict) -> list[str]:
+    """The report's section on each reward's errors, timeouts and Nones (from run.json's reward_totals)."""
+    totals = info.get("reward_totals") or {}
+    if not totals:
+        return []
+    lines = ["", "## Reward errors, timeouts and Nones", "",
+             "| reward | samples | raised | wrong length or type | NaN or non-number | timed out | disabled | None (all causes) | last error |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, st in totals.items():
+        n = st.get("samples", 0)
+        pct = lambda k: f"{st.get(k, 0)} ({st.get(k, 0) / n:.0%})" if n else str(st.get(k, 0))  # noqa: E731
+        last = (st.get("last_error") or "").replace("|", "\\|").replace("\n", " ")[:120]
+        lines.append(f"| {name} | {n} | {pct('raised')} | {pct('bad_length')} | {pct('bad_values')} | {pct('timeouts')} | "
+                     f"{pct('disabled')} | {pct('nones')} | {last} |")
+    failing = [name for name, st in totals.items() if st.get("samples") and _failed(st) >= st["samples"]]
+    if failing:
+        lines += ["", f"**{', '.join(failing)} failed on every sample**: {'its' if len(failing) == 1 else 'their'} curve carries no "
+                  "signal. Reproduce with `grpo-core score --plugins NAME --dataset ...`."]
+    return lines
+
+
+def _failed(st: dict) -> int:
+    return st.get("errors", 0) + st.get("timeouts", 0) + st.get("disabled", 0)
+
+
 def write_report(out_dir: Path, info: dict, history: list[dict], evals: EvalPlan | None) -> Path:
     out_dir = Path(out_dir)
     names = [r["name"] for r in info.get("rewards", [])]
@@ -98,13 +148,17 @@ def write_report(out_dir: Path, info: dict, history: list[dict], evals: EvalPlan
     lines.append(f"- dataset: `{info.get('dataset', {}).get('spec')}`, steps: {info.get('global_step')}, status: {info.get('status')}")
     rewards = ", ".join(f"{r['name']}×{r['weight']:g}" for r in info.get("rewards", []))
     lines.append(f"- rewards: {rewards}")
+    totals = info.get("reward_totals") or {}
     if history:
         k = max(1, len(history) // 10)
         first, last = history[:k], history[-k:]
-        mean = lambda rows, key: sum(r.get(key, 0.0) for r in rows) / len(rows)  # noqa: E731
         lines += ["", "## Reward, first vs last 10% of steps", "", "| reward | first 10% | last 10% |", "|---|---|---|"]
         for key, label in [("reward", "total")] + [(f"rewards/{n}/mean", n) for n in names]:
-            lines.append(f"| {label} | {mean(first, key):.3f} | {mean(last, key):.3f} |")
+            st = totals.get(label) or {}
+            if st.get("samples") and _failed(st):
+                label += f" ⚠ failed on {_failed(st) / st['samples']:.0%} of samples ({describe_failures(st)})"
+            lines.append(f"| {label} | {_mean_cell(first, key)} | {_mean_cell(last, key)} |")
+    lines += reward_failure_lines(info)
     if png:
         lines += ["", f"![rewards]({png.name})"]
     if evals and evals.results:

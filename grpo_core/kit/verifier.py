@@ -18,13 +18,24 @@ must guarantee:
   (``Verdict.extracted_by``);
 * ``verify_batch`` / ``check_batch`` spread the slow comparisons over processes.
 
-``quick_compare`` runs inline and must be bounded by construction (string and
-number normalisation on length-capped input). It returns a Verdict when it can
-decide, or ``None`` to hand the pair to ``compare`` in a worker.
+``quick_compare`` runs inline, in the caller's process, with no time limit:
+it must be bounded by construction (string and number normalisation on
+length-capped input; never ``Fraction("1e999999999")`` or ``10**n`` on the
+input's numbers). It returns a Verdict when it can decide, or ``None`` to hand
+the pair to ``compare`` in a worker under ``timeout``. The conformance kit
+(``grpo_core.testing.check_verifier``) fails a ``quick_compare`` that hangs
+on adversarial answers.
+
+Inside a worker process (a ``cpu_bound`` reward calling a verifier), ``compare``
+keeps its own hard limit: :mod:`grpo_core.runtime.deadline` forks a child for it and
+kills the child at ``timeout``. The engine sends the registered verifiers with
+each task (:class:`ShippedVerifiers`, built by the reward engine), so ``grpo_core.get_verifier`` in a
+worker finds one without loading every plugin.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
 from dataclasses import replace
 from typing import Any, Sequence
@@ -32,7 +43,7 @@ from typing import Any, Sequence
 from grpo_core.kit.answers import Found, check_mode, find_answer
 from grpo_core.kit.extraction import MAX_ANSWER_CHARS, completion_text
 from grpo_core.kit.verdict import Verdict
-from grpo_core.runtime.deadline import map_with_deadline
+from grpo_core.runtime.deadline import in_worker, map_with_deadline
 
 
 class Verifier:
@@ -194,3 +205,36 @@ def _compare_in_worker(verifier: Verifier, gold: str, pred: str) -> Verdict:
     if not isinstance(v, Verdict):
         return Verdict.error(TypeError(f"compare returned {type(v).__name__}, expected Verdict"), pred=pred, gold=gold)
     return v
+
+
+# --- verifiers sent to worker processes ---------------------------------------------------------------
+
+_installed: dict[str, tuple[bytes, Any]] = {}  # in a worker: name -> (its pickle, the verifier)
+
+
+class ShippedVerifiers:
+    """The registered verifiers, pickled once in the parent (by the reward engine) and sent with each worker task.
+
+    Unpickling it in a worker (before the task's clock starts) installs them,
+    so ``grpo_core.get_verifier(name)`` there returns the parent's verifier
+    without loading every plugin. A verifier whose pickle is unchanged keeps
+    its object, and so its cache, from one task to the next."""
+
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+
+    def __getstate__(self):
+        return self.blobs
+
+    def __setstate__(self, blobs) -> None:
+        self.blobs = blobs
+        if in_worker():
+            for name, blob in blobs.items():
+                if _installed.get(name, (None,))[0] != blob:
+                    _installed[name] = (blob, pickle.loads(blob))
+
+
+def shipped_verifier(name: str) -> Any | None:
+    """In a worker: the verifier the parent sent as ``name``, or None."""
+    hit = _installed.get(name)
+    return None if hit is None else hit[1]

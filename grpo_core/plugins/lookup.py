@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from grpo_core.kit import datasets as kit_datasets
+from grpo_core.kit.verifier import shipped_verifier
 from grpo_core.plugins.registries import plugin_summaries, registries
+from grpo_core.runtime.deadline import in_worker
 
 
 def get_rewards() -> dict:
@@ -18,7 +20,14 @@ def get_reward(name: str):
 
 
 def get_verifier(name: str):
-    """The verifier object registered as ``name``."""
+    """The verifier object registered as ``name``.
+
+    In a worker process, the verifier the parent sent with the task (see
+    :class:`~grpo_core.kit.verifier.ShippedVerifiers`): no plugin is loaded to find it."""
+    if in_worker():
+        found = shipped_verifier(name)
+        if found is not None:
+            return found
     return registries().verifiers.get(name).obj
 
 

@@ -12,8 +12,16 @@ killed, so that is what this module provides:
 
 Each task's clock starts once the worker has unpickled it (so a slow first
 import of the function's module is not charged to the call). Workers are
-spawned lazily, one pool per process. Inside a worker, nested calls run
-inline: the outer deadline already bounds them.
+spawned lazily, one pool per process, each in its own process group: a
+worker killed on a deadline takes with it every process it started, and
+Ctrl-C in a terminal reaches the parent only (which then stops the workers,
+see :func:`cancel_all`).
+
+Inside a worker, a nested call keeps its own hard limit: the worker forks a
+child that runs the nested calls and kills it when one runs past its
+deadline (a verifier called by a ``cpu_bound`` reward costs at most the
+verifier's ``timeout``, not the reward's). Where ``os.fork`` does not exist,
+nested calls run inline, bounded by the outer deadline only.
 """
 
 from __future__ import annotations
@@ -21,17 +29,20 @@ from __future__ import annotations
 import atexit
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable, Sequence
 
 _IN_WORKER = False
 IMPORT_GRACE_S = 120.0  # time a fresh worker may spend importing a task's module
+POLL_S = 0.25  # how often a waiting map checks whether it was cancelled
 
 
 @dataclass
@@ -76,6 +87,16 @@ def _worker_main(conn) -> None:
                 return
 
 
+#: a worker leads its own process group (POSIX), so killing the group stops what it started
+_OWN_PROCESS_GROUP: dict = {"process_group": 0} if os.name == "posix" and sys.version_info >= (3, 11) else (
+    {"start_new_session": True} if os.name == "posix" else {}
+)
+
+
+class Cancelled(Exception):
+    """A map was cancelled (Ctrl-C): its busy workers were killed."""
+
+
 class _Worker:
     """One ``python -m grpo_core.runtime.worker`` child, talking over a socketpair.
 
@@ -93,6 +114,7 @@ class _Worker:
             pass_fds=(child.fileno(),),
             env=env,
             stdin=subprocess.DEVNULL,
+            **_OWN_PROCESS_GROUP,
         )
         child.close()
         self.conn = Connection(parent.detach())
@@ -105,8 +127,15 @@ class _Worker:
         return self.proc.poll() is None
 
     def kill(self) -> None:
+        """Kill the worker and everything it started (its process group)."""
         try:
-            self.proc.kill()
+            if _OWN_PROCESS_GROUP:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
             self.proc.wait(timeout=5)
         except Exception:
             pass
@@ -125,6 +154,12 @@ class KillablePool:
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self.killed = 0  # workers killed on a deadline, for metrics
+        self._cancel = threading.Event()
+        _pools.add(self)
+
+    def cancel(self) -> None:
+        """Stop the map in flight (from any thread): its busy workers are killed, it raises :class:`Cancelled`."""
+        self._cancel.set()
 
     def _ensure(self) -> None:
         self._workers = [w for w in self._workers if w.alive()]
@@ -137,6 +172,7 @@ class KillablePool:
         results: list[Outcome | None] = [None] * n
         pending = list(range(n))[::-1]
         with self._lock:
+            self._cancel.clear()
             # A worker still holding a task here was abandoned by an interrupted
             # map (KeyboardInterrupt, ...): it may still be computing and would
             # answer for a task of ours, so it is replaced, not reused.
@@ -169,7 +205,11 @@ class KillablePool:
                     (w.started_at + w.timeout) if w.started_at else (w.dispatched_at + IMPORT_GRACE_S)
                     for w in busy.values()
                 ]
-                ready = wait([w.conn for w in busy.values()], timeout=max(0.0, min(deadlines) - now))
+                ready = wait([w.conn for w in busy.values()], timeout=min(POLL_S, max(0.0, min(deadlines) - now)))
+                if self._cancel.is_set():
+                    for w in list(busy.values()):
+                        self._replace(w, busy)
+                    raise Cancelled("cancelled; the busy workers were stopped")
                 for w in list(busy.values()):
                     if w.conn in ready:
                         try:
@@ -212,6 +252,15 @@ class KillablePool:
             self._workers = []
 
 
+_pools: "weakref.WeakSet[KillablePool]" = weakref.WeakSet()
+
+
+def cancel_all() -> None:
+    """Cancel every map in flight in this process (Ctrl-C): their busy workers are killed at once."""
+    for p in list(_pools):
+        p.cancel()
+
+
 _pool: KillablePool | None = None
 _pool_pid: int | None = None
 _pool_guard = threading.Lock()
@@ -246,8 +295,11 @@ def in_worker() -> bool:
 def map_with_deadline(fn: Callable, arg_list: Iterable[tuple], timeout: float, kwargs_list: Sequence[dict] | None = None) -> list[Outcome]:
     """Run ``fn(*args)`` for each args tuple, each under a hard ``timeout``."""
     arg_list = list(arg_list)
+    kwargs_list = list(kwargs_list) if kwargs_list else [{}] * len(arg_list)
     if _IN_WORKER:
-        return [_inline(fn, a, (kwargs_list or [{}] * len(arg_list))[i]) for i, a in enumerate(arg_list)]
+        if not hasattr(os, "fork"):  # no fork (Windows): the outer deadline bounds nested calls
+            return [_inline(fn, a, kw) for a, kw in zip(arg_list, kwargs_list)]
+        return _forked_map(fn, arg_list, timeout, kwargs_list)
     return get_pool().map(fn, arg_list, timeout, kwargs_list)
 
 
@@ -263,3 +315,59 @@ def _inline(fn: Callable, args: tuple, kwargs: dict) -> Outcome:
     except Exception as exc:  # noqa: BLE001
         return Outcome(False, error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - t0)
 
+
+
+def _forked_map(fn: Callable, arg_list: list, timeout: float, kwargs_list: list) -> list[Outcome]:
+    """Nested calls inside a worker: a forked child runs them one after another, each
+    under ``timeout``; a child that runs past one is killed, and a new child takes the rest.
+
+    Forking costs no imports (the child shares what the worker has loaded), and the
+    child is in the worker's process group, so a worker killed on its own deadline
+    takes the child with it."""
+    from multiprocessing.connection import Pipe
+
+    results: list[Outcome | None] = [None] * len(arg_list)
+    start = 0
+    while start < len(arg_list):
+        reader, writer = Pipe(duplex=False)
+        pid = os.fork()
+        if pid == 0:  # the child: run the rest, report each result, never return
+            code = 0
+            try:
+                reader.close()
+                for i in range(start, len(arg_list)):
+                    oc = _inline(fn, arg_list[i], kwargs_list[i])
+                    try:
+                        writer.send((i, oc))
+                    except Exception as exc:  # noqa: BLE001 - an unpicklable result
+                        writer.send((i, Outcome(False, error=f"result is not picklable: {exc}", seconds=oc.seconds)))
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        writer.close()
+        i, began = start, time.monotonic()
+        try:
+            while i < len(arg_list):
+                if reader.poll(max(0.0, began + timeout - time.monotonic())):
+                    try:
+                        j, oc = reader.recv()
+                    except (EOFError, OSError):
+                        results[i] = Outcome(False, error="nested call's process died (crash or out of memory)")
+                        i += 1
+                        break
+                    results[j] = oc
+                    i, began = j + 1, time.monotonic()
+                else:
+                    results[i] = Outcome(False, error=f"timed out after {timeout:g}s", timed_out=True, seconds=timeout)
+                    i += 1
+                    break
+        finally:
+            reader.close()
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+        start = i
+    return results  # type: ignore[return-value]

@@ -199,6 +199,34 @@ def _guarded(fn: Callable, limit: float) -> tuple[str, Any]:
     return "ok", box["value"]
 
 
+def _in_worker(fn: Callable, args: tuple, limit: float) -> tuple[str, Any]:
+    """Run ``fn(*args)`` in a killable worker process: ("ok", value), ("error", exc) or ("hung", None).
+
+    Unlike a thread, a worker is stopped at ``limit`` even when the code holds
+    the GIL (a backtracking regex, ``Fraction("1e999999999")``)."""
+    oc = call_with_deadline(fn, *args, timeout=limit)
+    if oc.timed_out:
+        return "hung", None
+    if not oc.ok:
+        name, _, msg = (oc.error or "").partition(": ")
+        if not msg or not name.isidentifier():
+            name, msg = "RuntimeError", oc.error or "failed"
+        return "error", type(name, (Exception,), {})(msg)
+    return "ok", oc.value
+
+
+def _picklable(obj: Any) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
+def _call_method(obj: Any, meth: str, kwargs: dict) -> Any:
+    return getattr(obj, meth)(**kwargs)
+
+
 def _bad_values(out: Any, n: int) -> str | None:
     """Why ``out`` is not one float-or-None per completion, or None when it is."""
     if out is None or isinstance(out, (str, bytes, dict)) or not hasattr(out, "__len__"):
@@ -288,12 +316,20 @@ def check_reward(reward: Any, /, **columns: Any) -> Report:
     exception; determinism; the function pickles and runs in a worker process;
     its ``requires`` are declared and enough; it finishes within its declared
     ``timeout`` (or :data:`DEFAULT_TIME_LIMIT` seconds).
+
+    A reward that runs in a worker process in training (``cpu_bound``, or a
+    sync reward with a ``timeout``) is checked in one too, so the check is
+    stopped at its limit even when the reward holds the GIL. Any reward that
+    pickles has the edge cases run in a worker first: one that hangs on them
+    fails "timeout" instead of hanging the check.
     """
     spec = _reward_spec(reward)
     rep = Report("reward", spec.name)
     func = spec.func
     limit = spec.timeout or (DEFAULT_CPU_BOUND_TIMEOUT if spec.cpu_bound else DEFAULT_TIME_LIMIT)
     guard = max(2 * limit, limit + 10.0)  # in-process calls: only to never hang the test run
+    picklable = _picklable(func)
+    in_process = picklable and (spec.cpu_bound or (spec.timeout is not None and not spec.is_async))
 
     # 1. signature
     for what, fix in _signature_problems(spec, columns):
@@ -314,6 +350,8 @@ def check_reward(reward: Any, /, **columns: Any) -> Report:
 
     def run(completions: list, cols: dict, chat: bool = False) -> tuple[str, Any]:
         kw = _trl_kwargs(completions, cols, chat)
+        if in_process:  # as the engine runs it: in a worker, without the unpicklable kwargs
+            return _in_worker(_call_in_worker, (func, {k: v for k, v in kw.items() if k not in LOCAL_ONLY}), guard)
         return _guarded(lambda: _call(func, kw), guard)
 
     # 2. one value per completion, float or None
@@ -330,9 +368,28 @@ def check_reward(reward: Any, /, **columns: Any) -> Report:
     plain = list(out)
     rep.ok("values")
 
-    # 3. determinism (the comparisons below rely on it)
+    # the time limit on the edge cases (huge included), in a worker before any in-process call on them,
+    # so a reward that hangs on them holding the GIL fails here instead of hanging the check
     edges = edge_completions()
     names = list(edges)
+    late: list[str] | None = None
+    if picklable:
+        edge_kw = {k: v for k, v in _trl_kwargs([edges[k] for k in names], columns, False).items() if k not in LOCAL_ONLY}
+        if spec.cpu_bound:  # the engine gives each sample its own deadline
+            outcomes = map_with_deadline(_call_in_worker, [(func, _slice(edge_kw, i)) for i in range(len(names))], timeout=limit)
+            late = [k for k, oc in zip(names, outcomes) if oc.timed_out]
+        else:
+            oc = call_with_deadline(_call_in_worker, func, edge_kw, timeout=limit)
+            late = names if oc.timed_out else []
+    if late:
+        declared = f"its declared timeout of {limit:g}s" if spec.timeout else f"{limit:g}s (no timeout declared)"
+        rep.fail("timeout", f"it ran past {declared} on the edge cases ({', '.join(late)})",
+                 "use linear-time parsing and cap the text you parse; if it is slow by nature, declare "
+                 "register(..., timeout=SECONDS, cpu_bound=True).")
+        if not in_process:  # in a thread it could not be stopped: no more calls on the edge cases
+            return rep.raise_for_problems()
+
+    # 3. determinism (the comparisons below rely on it)
     batch = typical + [edges[k] for k in names if k != "huge"]
     first, second = run(batch, columns), run(batch, columns)
     deterministic = True
@@ -403,23 +460,9 @@ def check_reward(reward: Any, /, **columns: Any) -> Report:
                      "do not depend on process-local state (module globals changed at run time).")
     rep.ok("picklable")
 
-    # 8. within the declared timeout, on the edge cases (huge included)
-    if not rep.failed("picklable") and not rep.failed("edge cases"):
-        edge_kw = {k: v for k, v in _trl_kwargs([edges[k] for k in names], columns, False).items() if k not in LOCAL_ONLY}
-        if spec.cpu_bound:  # the engine gives each sample its own deadline
-
-            outcomes = map_with_deadline(_call_in_worker, [(func, _slice(edge_kw, i)) for i in range(len(names))], timeout=limit)
-            late = [k for k, oc in zip(names, outcomes) if oc.timed_out]
-        else:
-            oc = call_with_deadline(_call_in_worker, func, edge_kw, timeout=limit)
-            late = names if oc.timed_out else []
-        if late:
-            declared = f"its declared timeout of {limit:g}s" if spec.timeout else f"{limit:g}s (no timeout declared)"
-            rep.fail("timeout", f"it ran past {declared} on the edge cases ({', '.join(late)})",
-                     "use linear-time parsing and cap the text you parse; if it is slow by nature, declare "
-                     "register(..., timeout=SECONDS, cpu_bound=True).")
-        else:
-            rep.ok("timeout")
+    # 8. within the declared timeout, on the edge cases (run in a worker above)
+    if late is not None and not rep.failed("picklable") and not rep.failed("edge cases"):
+        rep.ok("timeout")
     return rep.raise_for_problems()
 
 
@@ -468,6 +511,11 @@ def check_verifier(verifier: Any, /, *, golds: list[str]) -> Report:
     ``timeout`` plus :data:`VERIFIER_GRACE`, on adversarial answers too;
     every gold verifies against itself, also when written in the reference
     reply format; an empty response is "no answer", not a match.
+
+    Each call runs in a killable worker process (when the verifier pickles, as
+    every ``grpo_core.Verifier`` does), so "never hangs" fails at its limit
+    even when ``quick_compare``, which runs inline in training, holds the GIL
+    (``Fraction("1e999999999")``).
     """
     if isinstance(verifier, str):
         name, verifier = verifier, get_verifier(verifier)
@@ -491,7 +539,11 @@ def check_verifier(verifier: Any, /, *, golds: list[str]) -> Report:
         return rep.raise_for_problems()
     rep.ok("keyword-only API")
 
+    shippable = _picklable(verifier)
+
     def call(meth: str, **kw) -> tuple[str, Any]:
+        if shippable:
+            return _in_worker(_call_method, (verifier, meth, kw), limit)
         return _guarded(lambda: getattr(verifier, meth)(**kw), limit)
 
     def judge(label: str, status: str, v: Any) -> Any:
@@ -520,7 +572,7 @@ def check_verifier(verifier: Any, /, *, golds: list[str]) -> Report:
         reply = format_xml("Working it out.", g)
         v = judge(f"check(gold={g!r}, response=<reply in the reference format>)", *call("check", gold=g, response=reply))
         if v is not None and not v.equal:
-            found = _guarded(lambda: verifier.extract(reply), limit)
+            found = call("extract", text=reply)
             rep.fail("gold verifies against itself", f"check() on a reference-format reply answering {g!r} is {v.status.value}: {v.reason} "
                      f"(extract() found {found[1]!r})", "make extract() find the <answer> block (grpo_core.kit.extract_answer does).")
         v = judge(f"check(gold={g!r}, response='')", *call("check", gold=g, response=""))

@@ -19,24 +19,43 @@ def _fmt(v) -> str:
 
 
 class ProgressCallback(TrainerCallback):
-    """One line per logging step: reward, reward std, per-reward means, clipped ratio."""
+    """One line per logging step: reward, reward std, per-reward means, clipped ratio, where the time went.
 
-    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5) -> None:
+    Given the reward ``engine``, it also prints the engine's notices on the
+    progress stream ("waiting on reward X for 30 s", a reward disabled by the
+    circuit breaker), and its :attr:`warnings` include the engine's: rewards
+    moved or disabled, and each reward that failed on some samples."""
+
+    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5, engine=None) -> None:
         self.names = reward_names
         self.stream = stream or sys.stdout
         self.patience = zero_variance_patience
         self._zero_streak = 0
         self._t0 = time.monotonic()
         self.history: list[dict] = []
-        self.warnings: list[str] = []
+        self._warnings: list[str] = []
         self._warned: set[str] = set()
+        self.engine = engine
+        if engine is not None:
+            engine.notify = self.notice
+
+    @property
+    def warnings(self) -> list[str]:
+        """Everything run.json records: this callback's warnings, then the reward engine's."""
+        if self.engine is None:
+            return list(self._warnings)
+        return self._warnings + self.engine.warnings + self.engine.failure_warnings()
+
+    def notice(self, line: str) -> None:
+        """A line between the step lines (the reward engine's notices)."""
+        print(f"  {line}", file=self.stream, flush=True)
 
     def _warn(self, kind: str, msg: str) -> None:
         """Print each kind of warning once; keep them all for run.json."""
         if kind in self._warned:
             return
         self._warned.add(kind)
-        self.warnings.append(msg)
+        self._warnings.append(msg)
         print(f"  warning: {msg}", file=self.stream, flush=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
@@ -94,16 +113,24 @@ class ProgressCallback(TrainerCallback):
     MAX_SAMPLER_DRIFT = 0.5
 
     def _print_line(self, parts: list[str], logs: dict) -> None:
-        """Print ``parts`` + the step's time split ('0.62s/step (gen 0.18, train 0.34)', when logged) + time so far."""
+        """Print ``parts`` + the step's time split ('0.62s/step (gen 0.18, rewards 0.05, train 0.34)', when logged)
+        + time so far."""
         step_s = logs.get("time/step_s")
         if step_s is not None:
-            parts = parts + [f"{step_s:.2f}s/step (gen {logs.get('time/generate_s', 0.0):.2f}, train {logs.get('time/train_s', 0.0):.2f})"]
+            split = f"gen {logs.get('time/generate_s', 0.0):.2f}, rewards {logs.get('time/rewards_s', 0.0):.2f}, train {logs.get('time/train_s', 0.0):.2f}"
+            parts = parts + [f"{step_s:.2f}s/step ({split})"]
         parts = parts + [f"{time.monotonic() - self._t0:.0f}s"]
         print(" | ".join(parts), file=self.stream, flush=True)
 
 
 class GracefulStop(TrainerCallback):
-    """Ctrl-C or SIGTERM: finish the step, save a checkpoint, stop. A second Ctrl-C aborts."""
+    """Ctrl-C or SIGTERM: finish the step, save a checkpoint, stop. A second Ctrl-C stops at once.
+
+    The step ends: every reward runs under a time limit (see
+    :mod:`grpo_core.rewards.engine`), so the first press never waits on a hung reward
+    for ever. The second raises ``KeyboardInterrupt`` in the trainer; the reward
+    engine kills its busy workers, and the runner saves the adapter (no
+    checkpoint)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -126,8 +153,9 @@ class GracefulStop(TrainerCallback):
             raise KeyboardInterrupt
         self.requested = True
         print(
-            f"\ngrpo-core: {signal.Signals(signum).name} received; saving a checkpoint after this step "
-            "(press Ctrl-C again to abort without saving)",
+            f"\ngrpo-core: {signal.Signals(signum).name} received; stopping when this step ends (its rewards are "
+            "bounded by their time limits), then saving a checkpoint. Press Ctrl-C again to stop now: "
+            "the adapter trained so far is saved, but no checkpoint is written for this step.",
             file=sys.stderr,
             flush=True,
         )
@@ -143,3 +171,10 @@ def drop_default_printer(trainer) -> None:
     """Remove transformers' own progress printers; ProgressCallback prints instead."""
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(HFProgress)
+
+
+def abort_message(checkpoint: str | None) -> str:
+    """What the runner says after a second Ctrl-C: --resume only when there is a checkpoint to resume from."""
+    if checkpoint:
+        return f"grpo-core: aborted; the adapter so far was saved. --resume continues from {checkpoint}."
+    return "grpo-core: aborted; the adapter so far was saved. No checkpoint was written, so --resume has nothing to resume from."

@@ -162,12 +162,13 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     from grpo_core.train.callbacks import (  # deferred: imports transformers at module top
         GracefulStop,
         ProgressCallback,
+        abort_message,
         drop_default_printer,
     )
     from grpo_core.train.phases import PhaseClock  # deferred: imports torch/trl at module top
     rewards = EngineRewardFuncs(engine)
     args = GRPOConfig(**grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
-    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
+    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience, engine=engine)
     stop = GracefulStop()
     clock = PhaseClock(sync_cuda=cfg.profile).install()
     on_trl = backend == "trl"
@@ -244,7 +245,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         echo(f"report: {path}")
     info.update(total_seconds=round(time.monotonic() - t_start, 1))
     if status == "aborted":
-        print("grpo-core: aborted; the adapter so far was saved. Resume from the last checkpoint with --resume.", file=sys.stderr)
+        print(abort_message(last_checkpoint(cfg.output_dir)), file=sys.stderr)
     return info.data
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from grpo_core import Verdict, Verifier
-from grpo_core.kit import completion_text
+from grpo_core.kit import MODES, completion_text
 
 from .codeblocks import last_python_block
 from .grading import Grade, grade
@@ -57,7 +57,11 @@ class PythonTestsVerifier(Verifier):
     def extract(self, text: Any) -> str | None:
         return last_python_block(completion_text(text))
 
-    def check_batch(self, golds: Sequence[Any], responses: Sequence[Any]) -> list[Verdict]:
+    def check_batch(self, golds: Sequence[Any], responses: Sequence[Any], *, mode: str = "flexible") -> list[Verdict]:
+        """Run each response's code against its tests. The code is the last fenced block in both modes
+        (``mode`` is checked, and is the same for code: a fenced block is this format's only slot)."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         if len(golds) != len(responses):
             raise ValueError(f"check_batch got {len(golds)} golds and {len(responses)} responses")
         return [verdict_of(g, self.limits) for g in grade(responses, golds, self.limits, budget=self.budget)]

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from grpo_core import VerdictStatus
 from grpo_rewards_code.sandbox import Limits, isolation
 from grpo_rewards_code.verifiers import PythonTestsVerifier
@@ -57,3 +59,13 @@ def test_verify_takes_code_directly():
 def test_a_program_error_is_reported_once():
     v = check("def area(r):\n    return 1\nraise RuntimeError('at import')")
     assert "the program itself: raised: RuntimeError: at import" in v.reason
+
+
+def test_both_modes_read_the_code_block_and_an_unknown_mode_is_refused():
+    v = PythonTestsVerifier()
+    reply = "```python\ndef f(x):\n    return x + 1\n```"
+    tests = {"tests": ["assert f(1) == 2"]}
+    assert v.check(gold=tests, response=reply, mode="strict").equal
+    assert v.check(gold=tests, response=reply, mode="flexible").equal
+    with pytest.raises(ValueError, match="flexible, strict"):
+        v.check(gold=tests, response=reply, mode="loose")
