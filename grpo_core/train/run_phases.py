@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from grpo_core.config.settings import AUTO_FRACTION, RunConfig
 from grpo_core.errors import ConfigError, PreflightError
-from grpo_core.evaluation.report import EvalPlan, write_report
+from grpo_core.evaluation.plan import EvalPlan
+from grpo_core.evaluation.report import write_report
 from grpo_core.kit.chat_templates import apply_template
 from grpo_core.kit.datasets import content_hash, parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset
