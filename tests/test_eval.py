@@ -15,14 +15,8 @@ import pytest
 from tiny_adapters import tiny_base, tiny_run  # noqa: F401  (fixtures)
 
 from grpo_core.errors import ConfigError
-from grpo_core.evaluation.evaluate import (
-    EvalRequest,
-    default_ks,
-    majority_answer,
-    pass_at_k,
-    run_eval,
-    score_completions,
-)
+from grpo_core.evaluation.evaluate import EvalRequest, run_eval
+from grpo_core.evaluation.metrics import default_ks, majority_answer, pass_at_k, score_completions
 
 
 # --- unbiased pass@k ---------------------------------------------------------------------------
@@ -167,7 +161,7 @@ def test_eval_refuses_identical_greedy_samples_and_missing_model(toy):
 # --- the HF engine on the tiny model --------------------------------------------------------------
 
 def test_hf_engine_same_json_as_any_engine_and_deterministic(toy, tmp_path, tiny_run, tiny_base):
-    from grpo_core.evaluation.evaluate import HFEngine
+    from grpo_core.evaluation.engines import HFEngine
 
     eng = HFEngine(str(tiny_base), str(tiny_run / "adapter"))
     req = dict(dataset="toy:test", adapter=str(tiny_run / "adapter"), samples=2, temperature=1.0, limit=3, max_new_tokens=8, compare_base=True, seed=3)

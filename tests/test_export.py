@@ -15,7 +15,9 @@ import pytest
 from tiny_adapters import make_adapter_run, tiny_base, tiny_run  # noqa: F401  (fixtures)
 
 from grpo_core.errors import ConfigError
-from grpo_core.export.export import ExportCheckError, ExportRequest, export_run, llama_cpp_available
+from grpo_core.export.check import ExportCheckError
+from grpo_core.export.export import ExportRequest, export_run
+from grpo_core.export.gguf import llama_cpp_available
 
 HAVE_LLAMA = llama_cpp_available()
 
@@ -36,7 +38,7 @@ def torch1():
 def ref(tiny_run, torch1):
     """The check's reference (base + adapter on the probe prompts), computed once for this module's exports."""
     from grpo_core.run_folder import resolve_trained
-    from grpo_core.export.export import ProbeCheck
+    from grpo_core.export.check import ProbeCheck
 
     return ProbeCheck(resolve_trained(tiny_run), echo=quiet)
 

@@ -407,13 +407,13 @@ def test_rounds_over_several_steps_keep_groups_whole_and_trim_padding(plugins_re
 
 def _fake_gpu(monkeypatch, total_gib: int):
     """The runner sizes vLLM only with a GPU and a colocated engine; fake both (nothing loads in a dry run)."""
-    import grpo_core.train.runner as runner
+    from grpo_core.train.backends.trl import TrlBackend
     from grpo_core.train.memory_plan import GIB
 
     class Props:
         total_memory = total_gib * GIB
 
-    monkeypatch.setattr(runner, "colocated_vllm", lambda cfg, backend: True)
+    monkeypatch.setattr(TrlBackend, "colocated_vllm", lambda self, cfg: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: Props)
 

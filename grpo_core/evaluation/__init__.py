@@ -1,1 +1,1 @@
-"""Evaluation: accuracy, pass@k and maj@k with a verifier (:mod:`~grpo_core.evaluation.evaluate`), and the before/after report of a run."""
+"""Evaluation: metrics with a verifier (:mod:`~grpo_core.evaluation.metrics`), generation engines (:mod:`~grpo_core.evaluation.engines`), the eval command (:mod:`~grpo_core.evaluation.evaluate`), a run's before/after plan (:mod:`~grpo_core.evaluation.plan`) and report (:mod:`~grpo_core.evaluation.report`)."""

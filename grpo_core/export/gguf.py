@@ -384,3 +384,12 @@ def load_gguf_as_hf(path: str | Path, config):
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     return model.eval()
+
+
+def llama_cpp_available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+
+        return True
+    except Exception:  # noqa: BLE001
+        return False

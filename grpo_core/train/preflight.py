@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from grpo_core.errors import PreflightError
 from grpo_core.kit.chat_templates import opens_think_tag, render_prompt
@@ -237,7 +237,8 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
 
 
 def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int = 1, echo: Callable[[str], None] = print,
-            vllm: VllmSetup | None = None):
+            vllm: VllmSetup | None = None, extra_checks: Sequence[Callable[[Any, PreflightReport], None]] = ()):
+    """Every check in turn, then ``extra_checks`` (each sees the checked dataset), then the reward smoke test."""
     report = PreflightReport()
     check_columns(dataset, engine, report)
     report.say(f"rows: {len(dataset)} (gold answers were verified when the split loaded)")
@@ -247,6 +248,8 @@ def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int 
     check_enough_rows(len(dataset), batch)
     if vllm is not None:
         check_vllm_memory(vllm, grpo_kwargs, report, cfg.max_prompt_length, world_size)
+    for check in extra_checks:
+        check(dataset, report)
     reward_smoke_test(dataset, engine, report)
     for ln in report.lines:
         echo("  " + ln if not ln.startswith("warning") else "  " + ln)

@@ -65,27 +65,15 @@ class EngineRewardFuncs:
 
 def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False, first_round_lengths: list[int] | None = None,
                        echo: Callable[[str], None] | None = None):
-    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer that logs engine metrics and step phase
-    times. With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
+    """A subclass of TRL's (or Unsloth's patched) GRPOTrainer (the run's metrics are logged by
+    :mod:`grpo_core.train.trainer_metrics`). With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
     exactly as Unsloth makes it) it also cuts each forward pass to its own longest prompt, or keeps
     prompt groups whole per step (:mod:`grpo_core.train.batching`). With ``first_round_lengths``
     (the training prompts' token counts, both backends) the first generation round holds the
     longest prompts (:class:`~grpo_core.train.batching.LongestFirstSampler`), which tells ``echo``
     whether it could apply the swap."""
 
-    class GrpoCoreTrainer(base):
-        _grpo_core_rewards: EngineRewardFuncs | None = None
-        _grpo_core_clock = None  # a grpo_core.train.phases.PhaseClock
-
-        def log(self, logs, *args, **kwargs):
-            if "loss" in logs:
-                if self._grpo_core_rewards is not None:
-                    logs.update(self._grpo_core_rewards.pop_metrics())
-                if self._grpo_core_clock is not None:
-                    logs.update(self._grpo_core_clock.pop_metrics())
-            return super().log(logs, *args, **kwargs)
-
-    cls = GrpoCoreTrainer
+    cls = base
     if trim_padding or group_steps:
 
         class GrpoCoreTrainer(cls):  # noqa: F811  (the same name in logs and reprs)
@@ -122,5 +110,6 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
                 return batching.LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths, report=echo)
 
         cls = GrpoCoreTrainer
-    cls.__name__ = f"GrpoCore{base.__name__}"
+    if cls is not base:
+        cls.__name__ = f"GrpoCore{base.__name__}"
     return cls

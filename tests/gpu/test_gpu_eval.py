@@ -36,7 +36,8 @@ def _prefix(a: str, b: str) -> int:
 def test_vllm_eval_applies_the_lora_request_and_writes_the_same_json(small_run, tmp_path, register_plugin):
     import toy_plugin
 
-    from grpo_core.evaluation.evaluate import EvalRequest, VLLMEngine, run_eval
+    from grpo_core.evaluation.engines import VLLMEngine
+    from grpo_core.evaluation.evaluate import EvalRequest, run_eval
 
     register_plugin(toy_plugin.ToyPlugin(), name="toy_plugin")
     common = dict(dataset="toy:test", adapter=str(small_run), limit=8, max_new_tokens=24, compare_base=True, seed=11)
@@ -72,7 +73,7 @@ def test_vllm_eval_applies_the_lora_request_and_writes_the_same_json(small_run, 
 
 def test_auto_engine_picks_vllm_on_gpu():
     pytest.importorskip("vllm")
-    from grpo_core.evaluation.evaluate import choose_engine
+    from grpo_core.evaluation.engines import choose_engine
 
     assert choose_engine("auto")[0] == "vllm"
 

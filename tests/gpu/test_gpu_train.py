@@ -71,4 +71,4 @@ def test_auto_picks_unsloth_on_gpu():
     from grpo_core.config.settings import RunConfig
     from grpo_core.train.backends import choose_backend
 
-    assert choose_backend(RunConfig(model="x/y"))[0] == "unsloth"
+    assert choose_backend(RunConfig(model="x/y"))[0].name == "unsloth"

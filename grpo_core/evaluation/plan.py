@@ -1,0 +1,54 @@
+"""The held-out evaluation of a run: one split, greedy, before and after training."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from grpo_core.evaluation.engines import evaluate_model
+from grpo_core.kit.datasets import parse_dataset_spec
+from grpo_core.plugins.lookup import get_dataset, get_verifier
+
+
+class EvalPlan:
+    """Greedy evaluation on a held-out split, before and after training."""
+
+    def __init__(self, dataset, verifier, spec: str, max_new_tokens: int, echo: Callable[[str], None]) -> None:
+        self.dataset = dataset
+        self.verifier = verifier
+        self.spec = spec
+        self.max_new_tokens = max_new_tokens
+        self.echo = echo
+        self.results: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, cfg, train_adapter, train_name: str, echo) -> "EvalPlan | None":
+        if not cfg.eval_limit:
+            return None
+
+        if cfg.eval_dataset:
+            name, split = parse_dataset_spec(cfg.eval_dataset)
+            adapter = get_dataset(name)
+        else:
+            name, adapter = train_name, train_adapter
+            split = getattr(adapter, "default_eval_split", None) or ("test" if "test" in adapter.splits else None)
+            if split is None:
+                return None
+        ds = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.eval_limit, verbose=False)
+        max_new = int(cfg.grpo.get("max_completion_length", 256))
+        return cls(ds, get_verifier(adapter.verifier), f"{name}:{split}", max_new, echo)
+
+    def run(self, stage: str, model, tokenizer) -> dict:
+        self.echo(f"evaluating ({stage}) on {self.spec}, {len(self.dataset)} problems, greedy...")
+        res = evaluate_model(model, tokenizer, self.dataset, self.verifier, max_new_tokens=self.max_new_tokens, batch_size=32)
+        m = res.metrics
+        self.echo(f"  {stage}: accuracy {m['accuracy']:.1%}, format {m['format_rate']:.1%}, no answer {m['no_answer_rate']:.1%}")
+        self.results[stage] = res
+        return m
+
+    def summary(self) -> dict:
+        out: dict[str, Any] = {"dataset": self.spec}
+        for stage, res in self.results.items():
+            out[stage] = res.metrics
+        if "before" in self.results and "after" in self.results:
+            out["accuracy_delta"] = self.results["after"].metrics["accuracy"] - self.results["before"].metrics["accuracy"]
+        return out
