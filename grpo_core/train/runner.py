@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from grpo_core.config.settings import AUTO_FRACTION, RunConfig
+from grpo_core.config.trl_fields import grpo_defaults
 from grpo_core.errors import ConfigError, PreflightError
 from grpo_core.evaluation.report import EvalPlan, write_report
 from grpo_core.kit.chat_templates import apply_template
 from grpo_core.kit.datasets import content_hash, parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine
+from grpo_core.rewards.selection import options_text
 from grpo_core.run_folder import RunInfo, is_main_process, reward_records, write_adapter_card
 from grpo_core.runtime.hardware import import_unsloth_first, resolve_model
 from grpo_core.train import preflight
@@ -30,15 +32,8 @@ from grpo_core.train.vllm_sync import install_fast_sync
 
 
 def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
-    return {
-        "output_dir": cfg.output_dir,
-        "seed": cfg.seed,
-        "logging_steps": 1,
-        "save_steps": 50,
-        "save_total_limit": 2,
-        "report_to": "none",
-        "disable_tqdm": True,
-    }
+    """GRPOConfig's values unless the run sets them: grpo-core's documented defaults (docs/config.md)."""
+    return {"output_dir": cfg.output_dir, "seed": cfg.seed, **grpo_defaults()}
 
 
 def last_checkpoint(output_dir: str) -> str | None:
@@ -67,14 +62,15 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     out_dir = Path(cfg.output_dir)
 
     # 1. rewards, before anything is loaded
-    engine = RewardEngine.from_selection(cfg.plugins, on_error=cfg.on_reward_error)
-    echo("rewards: " + ", ".join(f"{r.name}×{r.weight:g} ({r.spec.provenance.describe()})" for r in engine.rewards))
+    engine = RewardEngine.from_selection(cfg.reward_selection, on_error=cfg.on_reward_error)
+    echo("rewards: " + ", ".join(f"{r.name}×{r.weight:g} ({r.spec.provenance.describe()}{options_text(r.spec.options)})" for r in engine.rewards))
 
     # 2. data
 
     ds_name, split = parse_dataset_spec(cfg.dataset)
     adapter = get_dataset(ds_name)
-    dataset = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.limit)
+    preflight.check_dataset_options(adapter, cfg.dataset_options)
+    dataset = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.limit, **cfg.dataset_options)
     if len(dataset) == 0:
         raise PreflightError(f"dataset {cfg.dataset!r} loaded no rows.")
     echo(f"dataset: {ds_name}:{split or adapter.splits[0]} ({len(dataset)} rows, verifier {adapter.verifier!r})")
