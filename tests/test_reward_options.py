@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -22,17 +23,16 @@ def length_cap(completions, max_chars=200, penalty=1.0, **kwargs):
     return [1.0 if len(t) <= max_chars else -penalty for t in texts]
 
 
-class LengthPlugin:
-    @hookimpl
-    def register_rewards(register):
-        register(length_cap, options={"max_chars": 200, "penalty": 1.0})
+@hookimpl
+def register_rewards(register):
+    register(length_cap, options={"max_chars": 200, "penalty": 1.0})
 # -- end reward-options --
 # Set them with:  --reward-option length_cap.max_chars=20   (or YAML reward_options: {length_cap: {max_chars: 20}})
 
 
 @pytest.fixture
 def length_plugin(grpo_register):
-    grpo_register(LengthPlugin, name="lengthy")
+    grpo_register(sys.modules[__name__], name="lengthy")  # this module is the plugin: its register_rewards above
 
 
 @pytest.fixture

@@ -28,6 +28,9 @@ class SettingType(click.ParamType):
         self.key = key
         self.name = metavar or _metavar(setting_rule(key))
 
+    def get_metavar(self, *args, **kwargs) -> str:  # as written: choices are case-sensitive
+        return self.name
+
     def convert(self, value, param, ctx):
         if not isinstance(value, str):
             return value

@@ -275,11 +275,6 @@ def check_setting(name: str, value: Any, where: str, *, text: bool = False) -> A
     return rule.check(name, value, where, text=text)
 
 
-def grpo_config_fields() -> set[str]:
-    """The field names of TRL's GRPOConfig, from the pinned field list (no trl import)."""
-    return grpo_field_names()
-
-
 def load_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():

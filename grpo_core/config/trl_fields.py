@@ -48,7 +48,7 @@ TRL_SETTINGS: dict[str, TrlSetting] = {
         "Completions per device per step (a multiple of --num-generations).", ("--per-device-train-batch-size",), minimum=1),
     "save_steps": TrlSetting("Save a checkpoint every N optimizer steps (a number below 1: that share of the run's steps).",
                              ("--save-steps",), default=50, above=0),
-    "save_total_limit": TrlSetting("Checkpoints kept in --output-dir; older ones are deleted (null: keep all).",
+    "save_total_limit": TrlSetting("Checkpoints kept in --output-dir; older ones are deleted (YAML null or --set save_total_limit=null: keep all).",
                                    ("--save-total-limit",), default=2, minimum=1),
     "logging_steps": TrlSetting("Log every N optimizer steps.", default=1, above=0),
     "report_to": TrlSetting("Where TRL reports metrics (grpo-core prints its own progress line).", default="none"),
