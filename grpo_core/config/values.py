@@ -68,13 +68,13 @@ class Rule:
         """What the setting may be, in words: ``a whole number >= 1, or null (none)``."""
         parts = []
         for kind in self.kinds:
-            if kind in ("int", "float") and "float" in self.kinds and kind == "int":
+            if kind == "int" and "float" in self.kinds:
                 continue  # "a number" covers whole numbers
             if kind == "str" and self.choices:
                 parts.append("one of " + ", ".join(str(c) for c in self.choices))
             elif kind in ("int", "float"):
                 parts.append(_WORDS[kind] + self._range_words())
-            elif kind != "null" and kind != "any":
+            elif kind not in ("null", "any"):
                 parts.append(_WORDS[kind])
         if self.special:
             parts.append(" or ".join(repr(s) for s in self.special) + (f" ({self.note})" if self.note else ""))
@@ -115,7 +115,7 @@ class Rule:
 
     def _kind(self, name: str, value: Any, where: str) -> Any:
         kinds = self.kinds
-        if "any" in kinds or value in self.special and not isinstance(value, bool):
+        if "any" in kinds:
             return value
         if value is None:
             if "null" in kinds:
