@@ -121,3 +121,22 @@ def test_run_refuses_a_bad_option_before_anything_loads(invoke, length_plugin):
     assert res.exit_code == 2 and "option 'penalty' must be a number (its default is 1.0); got 'lots'" in res.stderr
     res = invoke("run", "--plugins", "length_cap", "--set", "reward_options.length_cap.max_char=3", "--dry-run")
     assert res.exit_code == 2 and "has no option 'max_char'" in res.stderr
+
+
+def capped_in_worker(completions, cap=5, **kwargs):
+    return [float(min(len(c), cap)) for c in completions]
+
+
+def test_options_reach_a_cpu_bound_reward_in_its_worker(grpo_register):
+    class WorkerPlugin:
+        @staticmethod
+        @hookimpl
+        def register_rewards(register):
+            register(capped_in_worker, cpu_bound=True, timeout=20.0, options={"cap": 5})
+
+    grpo_register(WorkerPlugin, name="worker_plugin")
+    engine = RewardEngine.from_selection(RewardSelection.parse("capped_in_worker", {"capped_in_worker": {"cap": "2"}}))
+    try:
+        assert engine.score(["abcdef", "a"]).values["capped_in_worker"] == [2.0, 1.0]  # the bound partial pickles
+    finally:
+        engine.close()
