@@ -22,7 +22,9 @@ def register_rewards(register):
     with dataset columns (``answer``, ...) and ``prompts`` as keyword arguments.
     Metadata the core understands: ``description``, ``requires`` (dataset
     columns the reward needs), ``default_weight``, ``timeout`` (seconds) and
-    ``cpu_bound`` (run in a worker process).
+    ``cpu_bound`` (run in a worker process) and ``options`` (``{name: default}``:
+    keyword options users set with ``--reward-option REWARD.NAME=VALUE`` or YAML
+    ``reward_options:``; the core passes them to every call).
     """
 
 

@@ -165,6 +165,7 @@ def reward_records(engine) -> list[dict[str, Any]]:
             "plugin": r.spec.provenance.plugin,
             "cpu_bound": r.spec.cpu_bound,
             "timeout": r.timeout,
+            "options": dict(r.spec.options),
         }
         for r in engine.rewards
     ]

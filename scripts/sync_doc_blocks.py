@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ("docs/plugins/tutorial.md",)
+DOCS = ("docs/plugins/tutorial.md", "docs/plugins/reward-contract.md")
 DOC_BLOCK = re.compile(r"<!-- block: (\S+) from (\S+) -->\n```(\w*)\n(.*?)```", re.S)
 
 

@@ -57,7 +57,7 @@ def test_rewards_table_and_json(invoke):
     res = invoke("rewards")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].split() == ["name", "default_weight", "source", "description"]
+    assert lines[0].split() == ["name", "default_weight", "options", "source", "description"]
     assert [ln.split()[0] for ln in lines[1:]] == ["arithmetic_correctness", "exact_format", "soft_format", "strict_format", "xml"]
     assert f"grpo-core {grpo_core.__version__}" in lines[1]
     rows = json.loads(invoke("rewards", "--json").stdout)
@@ -104,8 +104,8 @@ def test_collisions_warned_by_listings(invoke, grpo_register):
     assert res.exit_code == 2 and "registered by more than one plugin: one/clash, two/clash" in res.stderr
     from grpo_core.rewards.selection import parse_selection, resolve
 
-    ((spec, weight),) = resolve(parse_selection("two/clash:3"))
-    assert spec.provenance.plugin == "two" and weight == 3.0
+    (chosen,) = resolve(parse_selection("two/clash:3"))
+    assert chosen.spec.provenance.plugin == "two" and chosen.weight == 3.0
 
 
 def test_plugin_errors_shown_by_plugins(invoke, grpo_register):
@@ -123,7 +123,7 @@ def test_selection_resolves_names_and_weights(plugin_state):
     assert [c.weight for c in choices] == [0.5, 2.0, -1.0, 0.001, 0.0]
     assert parse_selection(["xml", "soft_format:3"]) == [RewardChoice("xml", None), RewardChoice("soft_format", 3.0)]
     resolved = resolve(parse_selection("xml:0.5,soft_format"))
-    assert [(s.name, w) for s, w in resolved] == [("xml", 0.5), ("soft_format", 1.0)]  # default_weight when omitted
+    assert [(r.spec.name, r.weight) for r in resolved] == [("xml", 0.5), ("soft_format", 1.0)]  # default_weight when omitted
 
 
 @pytest.mark.parametrize(
@@ -161,9 +161,10 @@ def test_run_gpu_memory_utilization_takes_a_fraction_or_auto(invoke):
     assert res.exit_code == 2 and "in (0, 1], e.g. 0.5, or 'auto'" in res.stderr and "'half'" in res.stderr
     res = invoke("run", "--gpu-memory-utilization", "1.5", "--dry-run")
     assert res.exit_code == 2 and "got 1.5" in res.stderr
-    from grpo_core.cli.run import _FractionOrAuto
+    from grpo_core.cli.options import SettingType
 
-    assert _FractionOrAuto().convert("auto", None, None) == "auto" and _FractionOrAuto().convert("0.3", None, None) == 0.3
+    fraction = SettingType("gpu_memory_utilization")
+    assert fraction.convert("auto", None, None) == "auto" and fraction.convert("0.3", None, None) == 0.3
 
 
 def test_run_reports_every_unknown_name_at_once(invoke):

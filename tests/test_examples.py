@@ -34,5 +34,5 @@ def test_coder_example_trains_on_code_rewards():
     cfg = build_config(config_file=str(EXAMPLES / "qwen2.5-coder-1.5b-mbpp" / "run.yaml"))
     assert cfg.dataset == "mbpp:train" and cfg.eval_dataset == "humaneval:test"
     resolved = resolve(parse_selection(cfg.plugins))  # the plugin's rewards are installed
-    assert [spec.name for spec, _ in resolved] == ["code_tests", "code_format"]
+    assert [r.spec.name for r in resolved] == ["code_tests", "code_format"]
     assert cfg.grpo["per_device_train_batch_size"] % cfg.grpo["num_generations"] == 0

@@ -67,10 +67,10 @@ def test_selection_resolves_to_the_installed_plugin(demo_plugin_installed, plugi
     from grpo_core.rewards.selection import parse_selection, resolve
 
     plugin_state(None)
-    (spec, weight), (xml_spec, _) = resolve(parse_selection("demo_reward:0.5,xml"))
-    assert (spec.name, weight, spec.provenance.describe()) == ("demo_reward", 0.5, f"{DEMO_DIST} 0.3.1")
-    ((spec, weight),) = resolve(parse_selection("demo/demo_reward"))
-    assert weight == 0.7  # its default_weight
+    demo, _xml = resolve(parse_selection("demo_reward:0.5,xml"))
+    assert (demo.spec.name, demo.weight, demo.spec.provenance.describe()) == ("demo_reward", 0.5, f"{DEMO_DIST} 0.3.1")
+    (demo,) = resolve(parse_selection("demo/demo_reward"))
+    assert demo.weight == 0.7  # its default_weight
 
 
 def test_not_installed_means_not_selectable():

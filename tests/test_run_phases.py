@@ -193,7 +193,7 @@ def test_set_up_checks_the_settings_and_chooses_the_backend(grpo_register, tmp_p
     assert Path(s.model_path, "config.json").is_file()  # the bundled tiny reasoner
     assert (s.world_size, s.resume, s.out_dir) == (2, True, tmp_path)
     assert lines == ["backend: trl (no CUDA GPU visible (trl + PEFT on CPU))", "load_in_fp8: ignored on the trl backend (it applies to unsloth)"]
-    with pytest.raises(ConfigError, match="backend 'gpu' is not one of"):
+    with pytest.raises(ConfigError, match="backend must be one of auto, unsloth, trl; got 'gpu'"):  # the settings check, before any backend is asked
         run_phases.set_up(_cfg(tmp_path, backend="gpu"), world_size=1, resume=False, echo=lines.append)
 
 

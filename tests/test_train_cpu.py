@@ -257,11 +257,9 @@ def test_missing_required_column_fails_preflight(grpo_register, tiny_model, tmp_
 
 
 def test_unknown_grpo_setting_lists_close_names(plugins_registered, tiny_model, tmp_path):
-    from grpo_core.train import run
-
-    cfg = build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path)}, sets=["num_generation=4"])
-    with pytest.raises(ConfigError, match="num_generations"):
-        run(cfg, dry_run=True, echo=lambda s: None)
+    # refused as the settings are built, before a run starts
+    with pytest.raises(ConfigError, match="--set: unknown setting 'num_generation'.* Did you mean num_generations"):
+        build_config(flags={**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path)}, sets=["num_generation=4"])
 
 
 def test_presets_carry_the_reference_settings():
@@ -582,3 +580,44 @@ def test_longest_first_puts_the_longest_prompts_in_the_first_round(grpo_register
     assert len(first_round) == 8 and all(first_round.count(q) == 4 for q in set(first_round))
     assert (sorted(set(first_round)) == sorted(longest)) is on
     assert any(line.startswith("longest_first: the first generation round holds the 2 longest prompts") for line in lines) is on
+
+
+def capped(completions, cap=3, **kwargs):
+    return [min(len(toy_plugin.completion_text(c)), cap) / 10 for c in completions]
+
+
+class SizedToy(toy_plugin.ToyDataset):
+    """The toy sums, as many rows as the ``count`` option says."""
+
+    name = "sized_toy"
+
+    def rows(self, split, count="32"):
+        yield from list(super().rows(split))[: int(count)]
+
+
+class OptionsPlugin:
+    __name__ = "optioned"
+
+    @hookimpl
+    def register_rewards(self, register):
+        register(capped, options={"cap": 3})
+
+    @hookimpl
+    def register_datasets(self, register):
+        register(SizedToy())
+
+
+def test_reward_and_dataset_options_reach_the_run_and_run_json(grpo_register, tiny_model, tmp_path):
+    from grpo_core.train import run
+
+    grpo_register(OptionsPlugin(), name="optioned")
+    flags = {**RUN_FLAGS, "model": tiny_model, "output_dir": str(tmp_path), "dataset": "sized_toy:train", "plugins": "capped,xml",
+             "reward_options": {"capped": {"cap": "7"}}, "dataset_options": {"count": "12"}}
+    lines: list[str] = []
+    info = run(build_config(flags=flags), dry_run=True, echo=lines.append)
+    assert info["dataset"]["rows"] == 12
+    assert [r["options"] for r in info["rewards"]] == [{"cap": 7}, {}]
+    assert info["config"]["reward_options"] == {"capped": {"cap": "7"}} and info["config"]["dataset_options"] == {"count": "12"}
+    assert "capped×1 (optioned (in-process); cap=7)" in "\n".join(lines)
+    with pytest.raises(PreflightError, match=r"dataset 'sized_toy' takes no option 'size'; its options: count"):
+        run(build_config(flags={**flags, "dataset_options": {"size": "3"}}), dry_run=True, echo=lambda s: None)

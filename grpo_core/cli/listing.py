@@ -46,22 +46,23 @@ def _listing(kind: str, as_json: bool) -> None:
         s["source"] = f"{s['distribution'] or s['plugin']} {s['version'] or ''}".strip()
         s["name"] = s["name"] if s["name"] in reg.names() else s["qualified_name"]
         rows.append(s)
+    table_rows = [{**s, "options": ", ".join(f"{k}={v!r}" for k, v in s.get("options", {}).items())} for s in rows]
     _print_collisions(reg)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     cols = ["name", "source", "description"]
     if kind == "rewards":
-        cols = ["name", "default_weight", "source", "description"]
+        cols = ["name", "default_weight", "options", "source", "description"]
     if kind == "datasets":
         cols = ["name", "verifier", "source", "description"]
-    click.echo(_table(rows, cols) if rows else f"(no {kind} registered)")
+    click.echo(_table(table_rows, cols) if rows else f"(no {kind} registered)")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def rewards(as_json):
-    """List reward functions: name, default weight, source plugin, description."""
+    """List reward functions: name, default weight, options (with defaults), source plugin, description."""
     _listing("rewards", as_json)
 
 

@@ -4,86 +4,20 @@ from __future__ import annotations
 
 import click
 
+from grpo_core.cli.options import flag_updates, setting_options
 from grpo_core.config.presets import DEFAULT_PRESET
-from grpo_core.config.settings import build_config, fraction_or_auto
-from grpo_core.errors import ConfigError
+from grpo_core.config.settings import build_config
+from grpo_core.config.trl_fields import grpo_defaults
 from grpo_core.plugins import load_plugin_file
-from grpo_core.rewards.selection import parse_selection, resolve
+from grpo_core.rewards.selection import resolve
 from grpo_core.train import run as train_run
-
-
-class _FractionOrAuto(click.ParamType):
-    """A number or ``auto``, checked as the config checks it (one message names both forms)."""
-
-    name = "fraction"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and value != "auto":
-            try:
-                value = float(value)
-            except ValueError:
-                pass  # neither form: fraction_or_auto says what the two are
-        try:
-            return fraction_or_auto(value)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-# flag name -> config key; GRPOConfig fields go to RunConfig.grpo automatically
-_FLAG_KEYS = {
-    "model": "model",
-    "dataset": "dataset",
-    "eval_dataset": "eval_dataset",
-    "plugins_": "plugins",
-    "output_dir": "output_dir",
-    "backend": "backend",
-    "max_steps": "max_steps",
-    "learning_rate": "learning_rate",
-    "num_generations": "num_generations",
-    "max_completion_length": "max_completion_length",
-    "per_device_train_batch_size": "per_device_train_batch_size",
-    "lora_r": "lora.r",
-    "load_in_4bit": "load_in_4bit",
-    "fast_inference": "fast_inference",
-    "gpu_memory_utilization": "gpu_memory_utilization",
-    "chat_template": "chat_template",
-    "sft_warmup_steps": "sft_warmup_steps",
-    "limit": "limit",
-    "eval_limit": "eval_limit",
-    "on_reward_error": "on_reward_error",
-    "threads": "threads",
-    "profile": "profile",
-    "seed": "seed",
-}
 
 
 @click.command()
 @click.option("--preset", help="Start from a preset: tiny-cpu (the default without --model), seed-qwen2.5-3b, seed-llama3.2-3b, fast-qwen2.5-3b.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings (grpo-core settings and any GRPOConfig field).")
-@click.option("--model", help="Hub id or local folder. Default: the bundled tiny reasoner.")
-@click.option("--dataset", help="Training data, NAME[:SPLIT], e.g. gsm8k:train.")
-@click.option("--eval-dataset", help="Held-out data for the before/after evaluation, NAME[:SPLIT].")
-@click.option("--plugins", "plugins_", help="Rewards to combine, NAME[:WEIGHT],... e.g. xml:0.5,correctness:2.")
-@click.option("--output-dir", help="Where checkpoints, the adapter, run.json and the report go.")
-@click.option("--backend", type=click.Choice(["auto", "unsloth", "trl"]), help="Training backend (default auto).")
-@click.option("--max-steps", type=int, help="Optimizer steps.")
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, help="Learning rate.")
-@click.option("--num-generations", type=int, help="Completions per prompt (the group size).")
-@click.option("--max-completion-length", type=int, help="Longest completion, in tokens.")
-@click.option("--per-device-train-batch-size", type=int, help="Completions per device per step (a multiple of --num-generations).")
-@click.option("--lora-r", type=int, help="LoRA rank.")
-@click.option("--load-in-4bit/--no-load-in-4bit", default=None, help="4-bit base weights (GPU).")
-@click.option("--fast-inference/--no-fast-inference", default=None, help="unsloth: vLLM generation in-process.")
-@click.option("--gpu-memory-utilization", type=_FractionOrAuto(), metavar="FRACTION|auto",
-              help="Fraction of GPU memory vLLM may reserve, or auto: sized by pre-flight from the model's config and the GPU.")
-@click.option("--chat-template", help="chatml, llama-3.1, qwen2.5, or a .jinja file.")
-@click.option("--sft-warmup-steps", type=int, help="Supervised warm-up steps on reference solutions before GRPO.")
-@click.option("--limit", type=int, help="Use only the first N training rows.")
-@click.option("--eval-limit", type=int, help="Problems in the before/after evaluation (0 skips it).")
-@click.option("--on-reward-error", type=click.Choice(["none", "zero", "raise"]), help="What a failing reward gives a sample.")
-@click.option("--threads", type=int, help="torch CPU threads.")
-@click.option("--profile", is_flag=True, default=None, help="Exact per-phase step times (generate, sync, old_logps, rewards, train): the GPU is synchronised at phase edges.")
-@click.option("--seed", type=int, help="Random seed.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML file of settings (grpo-core settings and any GRPOConfig field), layered on the same base as flags.")
+@setting_options
 @click.option("--plugin-file", "plugin_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A .py file of rewards/verifiers/datasets to load without packaging it. Repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Any setting or GRPOConfig field, e.g. --set beta=0.04. Repeatable.")
@@ -94,17 +28,22 @@ def run(preset, config_file, plugin_files, sets, resume, dry_run, **flags):
 
     With no --model and no --preset this runs the embedded default (tiny-cpu):
     the bundled tiny reasoner on bundled arithmetic problems, offline on CPU.
+    A --config file is layered on the same base. Every setting is checked
+    (type and range) before anything loads; docs/config.md lists them.
     """
     for path in plugin_files:
         load_plugin_file(path)
-    if flags.get("plugins_") is not None:
-        # a --plugins list is checked before anything else (preset, YAML, model): exit 2 at once
-        resolve(parse_selection(flags["plugins_"]))
-    updates = {_FLAG_KEYS[k]: v for k, v in flags.items() if v is not None}
-    if not preset and not config_file and "model" not in updates:
-        preset = DEFAULT_PRESET
-    # validate the reward selection first: exit 2 before anything heavy loads
-    cfg = build_config(preset=preset, config_file=config_file, flags=updates, sets=list(sets))
-    resolve(parse_selection(cfg.plugins))
-
+    cfg = build_config(preset=preset, config_file=config_file, flags=flag_updates(flags), sets=list(sets),
+                       default_preset=DEFAULT_PRESET).validate()
+    resolve(cfg.reward_selection)  # names and options: exit 2 before anything heavy loads
+    click.echo(settings_line(cfg))
     train_run(cfg, dry_run=dry_run, resume=resume, echo=lambda s: click.echo(s))
+
+
+def settings_line(cfg) -> str:
+    """Which preset the settings start from, and the checkpoint interval in force."""
+    base = f"preset {cfg.preset}" + (" (the default without --model)" if cfg.preset == DEFAULT_PRESET else "") if cfg.preset else "no preset"
+    save = {**grpo_defaults(), **cfg.grpo}
+    limit = save.get("save_total_limit")
+    kept = "all kept" if limit is None else f"the last {limit} kept"
+    return f"settings: {base}; checkpoints every {save.get('save_steps'):g} steps, {kept} (--save-steps, --save-total-limit)"

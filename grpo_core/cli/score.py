@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from grpo_core.config.reward_selection import parse_option_pairs
 from grpo_core.plugins import load_plugin_file
 from grpo_core.rewards.scoring import format_report, score as run_score, write_jsonl
 
@@ -19,9 +20,11 @@ from grpo_core.rewards.scoring import format_report, score as run_score, write_j
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Completions per reward call.")
 @click.option("--on-reward-error", "on_error", type=click.Choice(["none", "zero", "raise"]), default="none", show_default=True,
               help="What a failing sample scores: None (counted as an error), 0.0, or stop.")
+@click.option("--reward-option", "reward_option_pairs", multiple=True, metavar="REWARD.NAME=VALUE",
+              help="Set an option a reward declares (`grpo-core rewards` lists them), as for `grpo-core run`. Repeatable.")
 @click.option("--plugin-file", "plugin_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Load a single-file plugin (a .py with @hookimpl functions) before scoring; repeatable.")
-def score(plugins_, dataset, completions_path, gold_format, limit, out_path, batch_size, on_error, plugin_files):
+def score(plugins_, dataset, completions_path, gold_format, limit, out_path, batch_size, on_error, reward_option_pairs, plugin_files):
     """Score completions with rewards: a table per reward, no model or GPU.
 
     Rewards run through the same engine as `grpo-core run`, with the keyword
@@ -57,6 +60,7 @@ def score(plugins_, dataset, completions_path, gold_format, limit, out_path, bat
         limit=limit,
         batch_size=batch_size,
         on_error=on_error,
+        reward_options=parse_option_pairs(reward_option_pairs, "--reward-option", nested=True),
     )
     click.echo(format_report(report))
     if out_path:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ from typing import Any
 import yaml
 
 from grpo_core.config.presets import get_preset
+from grpo_core.config.reward_selection import RewardSelection
+from grpo_core.config.trl_fields import grpo_field_names, trl_rule
+from grpo_core.config.values import Rule, kinds_of
 from grpo_core.errors import ConfigError
 
 BACKENDS = ("auto", "unsloth", "trl")
@@ -28,6 +33,7 @@ RENAMED = {
     "warmup_ratio": "use warmup_steps instead: in transformers 5 a float below 1 is a ratio of the total steps (warmup_steps=0.1).",
 }
 OVERLONG_POLICIES = ("drop", "truncate", "error")
+ERROR_POLICIES = ("none", "zero", "raise")
 AUTO_FRACTION = "auto"
 
 
@@ -41,55 +47,86 @@ def fraction_or_auto(value: Any) -> float | str:
                       f"(pre-flight sizes it from the model's config and the GPU); got {value!r}.")
 
 
+BOTH = ("trl", "unsloth")
+TRL_ONLY = ("trl",)
+UNSLOTH_ONLY = ("unsloth",)
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, flags: tuple[str, ...] = (), factory: Any = dataclasses.MISSING,
+            backends: tuple[str, ...] = BOTH, multiple: bool = False, metavar: str | None = None, **rule: Any) -> Any:
+    """One run setting, defined once: its default, help, named flags of `grpo-core run` (none: YAML and
+    ``--set`` only), the backends it applies to, and its range or choices (:class:`~grpo_core.config.values.Rule`
+    arguments). The type is the field's annotation. ``multiple``: a repeatable ``KEY=VALUE`` flag."""
+    meta = {"help": help, "flags": flags, "backends": backends, "rule": rule, "multiple": multiple, "metavar": metavar}
+    return field(default=default, default_factory=factory, metadata=meta)
+
+
 @dataclass
 class LoraSettings:
-    r: int = field(default=16, metadata={"help": "LoRA rank."})
-    alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (default: equal to r)."})
-    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata={"help": "Modules that get adapters."},
+    r: int = setting(16, help="LoRA rank.", flags=("--lora-r",), minimum=1)
+    alpha: int | None = setting(None, help="LoRA alpha (default: equal to r).", minimum=1)
+    dropout: float = setting(0.0, help="LoRA dropout.", minimum=0, below=1)
+    target_modules: list[str] = setting(
+        factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        help="Modules that get adapters.",
     )
+
+
+def _selection_text(value: Any) -> str:
+    """``plugins`` as text: a YAML list of entries is joined with commas."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) else value
 
 
 @dataclass
 class RunConfig:
-    model: str | None = field(default=None, metadata={"help": "Hub id or local folder of the policy model (default: the bundled tiny reasoner)."})
-    dataset: str = field(default="arithmetic:train", metadata={"help": "Dataset adapter and split, NAME[:SPLIT], e.g. gsm8k:train."})
-    eval_dataset: str | None = field(default=None, metadata={"help": "Held-out split for the before/after evaluation, NAME[:SPLIT]."})
-    plugins: str = field(default="xml,soft_format,strict_format,correctness", metadata={"help": "Rewards NAME[:WEIGHT],..."})
-    output_dir: str = field(default="runs/grpo", metadata={"help": "Where checkpoints, the adapter, run.json and the report go."})
-    backend: str = field(default="auto", metadata={"help": "auto | unsloth | trl. auto picks unsloth with a CUDA GPU and Unsloth installed."})
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings (same for both backends)."})
-    full_finetune: bool = field(default=False, metadata={"help": "Train all weights instead of LoRA (trl backend only)."})
-    load_in_4bit: bool = field(default=False, metadata={"help": "Load the base model in 4-bit (bitsandbytes; GPU only)."})
-    load_in_fp8: bool = field(default=False, metadata={"help": "Load in FP8 where the GPU supports it (unsloth backend)."})
-    fast_inference: bool = field(default=True, metadata={"help": "unsloth: generate with vLLM inside the process."})
-    use_vllm: bool | None = field(default=None, metadata={"help": "trl: generate with vLLM (None: when installed and on GPU)."})
-    vllm_mode: str = field(default="colocate", metadata={"help": "trl: vLLM colocate or server mode."})
-    trim_padding: bool = field(default=True, metadata={"help": "trl backend: cut each forward pass to its own longest prompt instead of the generation round's (same log-probs, fewer tokens)."})
-    group_steps: bool = field(default=True, metadata={"help": "trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps."})
-    longest_first: bool = field(default=False, metadata={"help": "Put the longest prompts (by tokens) in the first generation round, so a run that will run out of memory on long sequences does so at step 1; the rest of the order, and how often each prompt appears per epoch, stay TRL's."})
-    vllm_engine_kwargs: dict[str, Any] | None = field(default=None, metadata={"help": "trl + vLLM colocate: extra arguments for the vLLM engine TRL starts, on top of (or overriding) TRL's, e.g. {enforce_eager: true} or {kv_cache_dtype: fp8}."})
-    fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
-    gpu_memory_utilization: float | str = field(default=0.5, metadata={"help": "Fraction of the GPU's total memory a vLLM engine in this process may reserve, or auto: pre-flight works out the model's weights + a generation round's KV cache + ~1 GiB for the engine's buffers from its config, and uses that share of this GPU, rounded up to the next 0.01."})
-    max_seq_length: int = field(default=1024, metadata={"help": "Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k)."})
-    chat_template: str | None = field(default=None, metadata={"help": "Chat template by name (chatml, llama-3.1, qwen2.5) or a .jinja file."})
-    system_prompt: str | None = field(default=None, metadata={"help": "System prompt (default: the dataset's, the XML format prompt)."})
-    max_prompt_length: int | None = field(default=None, metadata={"help": "Longest prompt in tokens; longer ones follow overlong_prompts."})
-    overlong_prompts: str = field(default="drop", metadata={"help": "drop | truncate | error, for prompts over max_prompt_length."})
-    limit: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
-    on_reward_error: str = field(default="none", metadata={"help": "none | zero | raise: what a reward error or timeout gives."})
-    sft_warmup_steps: int = field(default=0, metadata={"help": "Supervised warm-up steps on reference solutions before GRPO (0: none)."})
-    sft_learning_rate: float = field(default=2e-4, metadata={"help": "Learning rate of the SFT warm-up."})
-    eval_limit: int | None = field(default=200, metadata={"help": "Held-out problems in the before/after evaluation (0: skip it)."})
-    report: bool = field(default=True, metadata={"help": "Write report.md with reward plots and the before/after evaluation."})
-    zero_variance_patience: int = field(default=5, metadata={"help": "Warn after this many logged steps where every group had zero reward variance."})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
-    profile: bool = field(default=False, metadata={"help": "Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact."})
-    trace_step: int | None = field(default=None, metadata={"help": "Profile this optimizer step (torch profiler) and write trace-step-N.json: wall vs GPU-busy time, kernel launches, the costliest operations."})
-    seed: int = field(default=3407, metadata={"help": "Random seed."})
-    grpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "Any TRL GRPOConfig field, passed unchanged."})
+    model: str | None = setting(None, help="Hub id or local folder of the policy model (default: the bundled tiny reasoner).", flags=("--model",))
+    dataset: str = setting("arithmetic:train", help="Training data: dataset adapter and split, NAME[:SPLIT], e.g. gsm8k:train.", flags=("--dataset",))
+    eval_dataset: str | None = setting(None, help="Held-out data for the before/after evaluation, NAME[:SPLIT].", flags=("--eval-dataset",))
+    plugins: str = setting("xml,soft_format,strict_format,correctness", help="Rewards to combine, NAME[:WEIGHT],... e.g. xml:0.5,correctness:2.",
+                           flags=("--plugins",), kinds=("str", "list"), convert=_selection_text)
+    reward_options: dict[str, dict[str, Any]] = setting(
+        factory=dict, help="Options of the chosen rewards, REWARD.NAME=VALUE (each reward declares its options and their "
+        "defaults: `grpo-core rewards`). Repeatable.", flags=("--reward-option",), multiple=True, metavar="REWARD.NAME=VALUE")
+    dataset_options: dict[str, Any] = setting(
+        factory=dict, help="Options for the dataset adapter's load(split, **options), KEY=VALUE. Repeatable.",
+        flags=("--dataset-option",), multiple=True, metavar="KEY=VALUE")
+    output_dir: str = setting("runs/grpo", help="Where checkpoints, the adapter, run.json and the report go.", flags=("--output-dir",))
+    backend: str = setting("auto", help="Training backend: auto | unsloth | trl. auto picks unsloth with a CUDA GPU and Unsloth installed.",
+                           flags=("--backend",), choices=BACKENDS)
+    preset: str | None = setting(None, help="The preset these settings start from (set with --preset or a config file's `preset:`; "
+                                 "recorded, not set with --set).")
+    lora: LoraSettings = setting(factory=LoraSettings, help="LoRA settings (same for both backends).")
+    full_finetune: bool = setting(False, help="Train all weights instead of LoRA (trl backend only).", backends=TRL_ONLY)
+    load_in_4bit: bool = setting(False, help="Load the base model in 4-bit (bitsandbytes; GPU only).", flags=("--load-in-4bit/--no-load-in-4bit",))
+    load_in_fp8: bool = setting(False, help="Load in FP8 where the GPU supports it (unsloth backend).", backends=UNSLOTH_ONLY)
+    fast_inference: bool = setting(True, help="unsloth: generate with vLLM inside the process.",
+                                   flags=("--fast-inference/--no-fast-inference",), backends=UNSLOTH_ONLY)
+    use_vllm: bool | None = setting(None, help="trl: generate with vLLM (None: when installed and on GPU).", backends=TRL_ONLY)
+    vllm_mode: str = setting("colocate", help="trl: vLLM colocate or server mode.", backends=TRL_ONLY, choices=("colocate", "server"))
+    trim_padding: bool = setting(True, help="trl backend: cut each forward pass to its own longest prompt instead of the generation round's (same log-probs, fewer tokens).", backends=TRL_ONLY)
+    group_steps: bool = setting(True, help="trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps.", backends=TRL_ONLY)
+    longest_first: bool = setting(False, help="Put the longest prompts (by tokens) in the first generation round, so a run that will run out of memory on long sequences does so at step 1; the rest of the order, and how often each prompt appears per epoch, stay TRL's.")
+    vllm_engine_kwargs: dict[str, Any] | None = setting(None, help="trl + vLLM colocate: extra arguments for the vLLM engine TRL starts, on top of (or overriding) TRL's, e.g. {enforce_eager: true} or {kv_cache_dtype: fp8}.", backends=TRL_ONLY)
+    fast_vllm_sync: bool = setting(True, help="trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync).", backends=TRL_ONLY)
+    gpu_memory_utilization: float | str = setting(0.5, help="Fraction of the GPU's total memory a vLLM engine in this process may reserve, or auto: pre-flight works out the model's weights + a generation round's KV cache + ~1 GiB for the engine's buffers from its config, and uses that share of this GPU, rounded up to the next 0.01.",
+                                                  flags=("--gpu-memory-utilization",), metavar="FRACTION|auto", kinds=("float", "any"), convert=fraction_or_auto)
+    max_seq_length: int = setting(1024, help="Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k).", minimum=1)
+    chat_template: str | None = setting(None, help="Chat template by name (chatml, llama-3.1, qwen2.5) or a .jinja file.", flags=("--chat-template",))
+    system_prompt: str | None = setting(None, help="System prompt (default: the dataset's, the XML format prompt).")
+    max_prompt_length: int | None = setting(None, help="Longest prompt in tokens; longer ones follow overlong_prompts.", minimum=1)
+    overlong_prompts: str = setting("drop", help="drop | truncate | error, for prompts over max_prompt_length.", choices=OVERLONG_POLICIES)
+    limit: int | None = setting(None, help="Use only the first N training rows.", flags=("--limit",), minimum=1)
+    on_reward_error: str = setting("none", help="What a reward error or timeout gives a sample: none | zero | raise.", flags=("--on-reward-error",), choices=ERROR_POLICIES)
+    sft_warmup_steps: int = setting(0, help="Supervised warm-up steps on reference solutions before GRPO (0: none).", flags=("--sft-warmup-steps",), minimum=0)
+    sft_learning_rate: float = setting(2e-4, help="Learning rate of the SFT warm-up.", above=0)
+    eval_limit: int | None = setting(200, help="Held-out problems in the before/after evaluation (0: skip it).", flags=("--eval-limit",), minimum=0)
+    report: bool = setting(True, help="Write report.md with reward plots and the before/after evaluation.")
+    zero_variance_patience: int = setting(5, help="Warn after this many logged steps where every group had zero reward variance.", minimum=1)
+    threads: int | None = setting(None, help="torch CPU threads (default: torch's choice).", flags=("--threads",), minimum=1)
+    profile: bool = setting(False, help="Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact.", flags=("--profile",))
+    trace_step: int | None = setting(None, help="Profile this optimizer step (torch profiler) and write trace-step-N.json: wall vs GPU-busy time, kernel launches, the costliest operations.", minimum=1)
+    seed: int = setting(3407, help="Random seed.", flags=("--seed",), minimum=0)
+    grpo: dict[str, Any] = setting(factory=dict, help="Any TRL GRPOConfig field, passed unchanged (checked against its type, and its range where docs/config.md gives one).")
 
     # ------------------------------------------------------------------
     @classmethod
@@ -99,74 +136,143 @@ class RunConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def merged(self, updates: dict[str, Any], where: str, *, none_means_unset: bool = False) -> "RunConfig":
-        """A copy with ``updates`` applied; unknown keys are checked against GRPOConfig.
+    @functools.cached_property
+    def reward_selection(self) -> RewardSelection:
+        """``plugins`` and ``reward_options``, parsed (on first use) into the typed selection the run carries."""
+        return RewardSelection.parse(self.plugins, self.reward_options)
 
-        A ``None`` value sets the setting to ``None`` (YAML ``null``, ``--set key=null``: e.g. no
-        ``max_prompt_length``), except with ``none_means_unset`` (named CLI flags, where ``None``
-        means "flag not given") where it leaves the setting alone.
+    def merged(self, updates: dict[str, Any], where: str, *, none_means_unset: bool = False) -> "RunConfig":
+        """A copy with ``updates`` applied, each value checked (:func:`check_setting`) and named by ``where``.
+
+        Keys are grpo-core settings, ``lora.NAME``, ``reward_options.REWARD.NAME``, ``dataset_options.KEY``,
+        or TRL GRPOConfig fields (which go to :attr:`grpo`). A ``None`` value sets the setting to ``None``
+        (YAML ``null``, ``--set key=null``: e.g. no ``max_prompt_length``), except with ``none_means_unset``
+        (named CLI flags, where ``None`` means "flag not given") where it leaves the setting alone.
         """
         data = self.to_dict()
-        grpo = dict(data.pop("grpo"))
         for key, value in updates.items():
             if value is None and none_means_unset:
                 continue
-            if key == "lora":
-                if not isinstance(value, dict):
-                    raise ConfigError(f"{where}: 'lora' must be a mapping of {', '.join(f.name for f in dataclasses.fields(LoraSettings))}.")
-                bad = set(value) - {f.name for f in dataclasses.fields(LoraSettings)}
-                if bad:
-                    raise ConfigError(f"{where}: unknown lora setting(s) {', '.join(sorted(bad))}; valid: r, alpha, dropout, target_modules.")
-                data["lora"] = {**data["lora"], **value}
-            elif key.startswith("lora."):
-                data["lora"] = {**data["lora"], key[5:]: value}
-            elif key == "grpo":
-                grpo.update(value or {})
-            elif key in data:
-                data[key] = value
-            else:
-                grpo[key] = value
+            _apply(data, key, value, where)
         data["lora"] = LoraSettings(**data["lora"])
-        cfg = RunConfig(**data, grpo=grpo)
-        return cfg
+        return RunConfig(**data)
 
     def validate(self, check_grpo_fields: bool = True) -> "RunConfig":
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}.")
-        if self.overlong_prompts not in OVERLONG_POLICIES:
-            raise ConfigError(f"overlong_prompts {self.overlong_prompts!r} is not one of {', '.join(OVERLONG_POLICIES)}.")
-        if self.on_reward_error not in ("none", "zero", "raise"):
-            raise ConfigError(f"on_reward_error {self.on_reward_error!r} is not one of none, zero, raise.")
-        fraction_or_auto(self.gpu_memory_utilization)
-        if self.lora.r <= 0:
-            raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
-        if self.trace_step is not None and (not isinstance(self.trace_step, int) or self.trace_step < 1):
-            raise ConfigError(f"trace_step must be a step number from 1, got {self.trace_step!r}.")
-        if self.vllm_engine_kwargs is not None and not isinstance(self.vllm_engine_kwargs, dict):
-            raise ConfigError(f"vllm_engine_kwargs must be a mapping of vLLM engine arguments, e.g. {{enforce_eager: true}}; got {self.vllm_engine_kwargs!r}.")
-        if check_grpo_fields and self.grpo:
-            valid = grpo_config_fields()
-            ours = {"reward_weights"}  # set from --plugins; refusing it avoids two sources of truth
-            for key in self.grpo:
-                if key in ours:
-                    raise ConfigError(f"set reward weights with --plugins NAME:WEIGHT, not {key!r}.")
-                if key in RENAMED and key not in valid:
-                    raise ConfigError(f"setting {key!r} no longer exists; {RENAMED[key]}")
-                if key not in valid:
-                    close = difflib.get_close_matches(key, sorted(valid | self.field_names()), n=3)
-                    hint = f" Did you mean {', '.join(close)}?" if close else ""
-                    raise ConfigError(
-                        f"unknown setting {key!r}: it is neither a grpo-core setting nor a TRL GRPOConfig field.{hint} "
-                        "See `grpo-core run --help` and TRL's GRPOConfig documentation."
-                    )
+        """Check every setting's type and range (values are read as :func:`check_setting` reads them).
+
+        Nothing here imports trl: GRPOConfig's fields come from ``grpo_fields.json``
+        (``check_grpo_fields`` is kept for callers; the check is always made)."""
+        where = "settings"
+        for f in dataclasses.fields(self):
+            if f.name == "lora":
+                for lf in dataclasses.fields(LoraSettings):
+                    setattr(self.lora, lf.name, check_setting(f"lora.{lf.name}", getattr(self.lora, lf.name), where))
+            elif f.name == "grpo":
+                self.grpo = {k: check_setting(k, v, where) for k, v in self.grpo.items()}
+            elif f.name in _NESTED:
+                _NESTED[f.name](where, getattr(self, f.name))
+            else:
+                setattr(self, f.name, check_setting(f.name, getattr(self, f.name), where))
+        self.reward_selection  # noqa: B018  (a malformed --plugins list is refused here)
         return self
 
 
-def grpo_config_fields() -> set[str]:
-    """The field names of TRL's GRPOConfig (imports trl)."""
-    from trl import GRPOConfig  # deferred: heavy (trl)
+def _check_reward_options(where: str, value: Any) -> None:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f"{where}: reward_options must map each reward to its options, e.g. "
+                          f"{{judge_score: {{model: x}}}}; got {value!r}.")
 
-    return {f.name for f in dataclasses.fields(GRPOConfig)}
+
+def _check_dataset_options(where: str, value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: dataset_options must be a mapping of option -> value, e.g. {{path: data.jsonl}}; got {value!r}.")
+
+
+_NESTED = {"reward_options": _check_reward_options, "dataset_options": _check_dataset_options}
+_LORA_FIELDS = ("r", "alpha", "dropout", "target_modules")
+
+
+def _apply(data: dict, key: str, value: Any, where: str) -> None:
+    """Set one checked ``key`` in ``data`` (a :meth:`RunConfig.to_dict`)."""
+    head, dot, tail = key.partition(".")
+    if key == "lora":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: 'lora' must be a mapping of {', '.join(_LORA_FIELDS)}.")
+        for name, v in value.items():
+            _apply(data, f"lora.{name}", v, where)
+    elif head == "lora" and dot:
+        if tail not in _LORA_FIELDS:
+            close = difflib.get_close_matches(tail, _LORA_FIELDS, n=1)
+            hint = f" Did you mean lora.{close[0]}?" if close else ""
+            raise ConfigError(f"{where}: unknown lora setting {tail!r}; valid: {', '.join(_LORA_FIELDS)}.{hint}")
+        data["lora"][tail] = check_setting(key, value, where)
+    elif key in _NESTED:
+        _NESTED[key](where, value)
+        for name, v in value.items():
+            if key == "reward_options":
+                data[key].setdefault(name, {}).update(v)
+            else:
+                data[key][name] = v
+    elif head in _NESTED and dot:
+        if head == "reward_options":
+            reward, dot2, option = tail.rpartition(".")
+            if not (dot2 and reward and option):
+                raise ConfigError(f"{where}: write reward_options.REWARD.NAME=VALUE, got {key!r}.")
+            data[head].setdefault(reward, {})[option] = value
+        else:
+            data[head][tail] = value
+    elif key == "grpo":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: 'grpo' must be a mapping of TRL GRPOConfig fields.")
+        for name, v in value.items():
+            data["grpo"][name] = check_setting(name, v, where)
+    elif key == "preset":
+        raise ConfigError(f"{where}: the preset is chosen with --preset or a config file's `preset:` key, not {where}.")
+    elif key in data:
+        data[key] = check_setting(key, value, where)
+    else:
+        data["grpo"][key] = check_setting(key, value, where)
+
+
+@functools.lru_cache(maxsize=None)
+def _field_rules() -> dict[str, Rule]:
+    rules = {}
+    for cls, prefix in ((RunConfig, ""), (LoraSettings, "lora.")):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            rule = dict(f.metadata.get("rule", {}))
+            kinds, _ = kinds_of(hints[f.name])
+            rules[prefix + f.name] = Rule(tuple(rule.pop("kinds", kinds)), **rule)
+    return rules
+
+
+def setting_rule(name: str) -> Rule:
+    """The rule of a grpo-core setting (``lora.r`` for LoRA's) or a GRPOConfig field; unknown names are refused."""
+    rules = _field_rules()
+    if name in rules:
+        return rules[name]
+    valid = grpo_field_names()
+    if name == "reward_weights":  # set from --plugins; refusing it avoids two sources of truth
+        raise ConfigError("set reward weights with --plugins NAME:WEIGHT, not 'reward_weights'.")
+    if name in RENAMED and name not in valid:
+        raise ConfigError(f"setting {name!r} no longer exists; {RENAMED[name]}")
+    if name not in valid:
+        close = difflib.get_close_matches(name, sorted(valid | set(rules)), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"unknown setting {name!r}: it is neither a grpo-core setting nor a TRL GRPOConfig field.{hint} "
+            "See docs/config.md, `grpo-core run --help` and TRL's GRPOConfig documentation."
+        )
+    return trl_rule(name)
+
+
+def check_setting(name: str, value: Any, where: str, *, text: bool = False) -> Any:
+    """``value`` checked against setting ``name``'s type and range, as the setting holds it (see :class:`Rule`)."""
+    try:
+        rule = setting_rule(name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return rule.check(name, value, where, text=text)
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -196,18 +302,36 @@ def parse_set_pairs(pairs: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return out
 
 
-def build_config(preset: str | None = None, config_file: str | None = None, flags: dict | None = None, sets: list[str] | None = None) -> RunConfig:
-    cfg = RunConfig()
+def choose_preset(preset: str | None, config: dict, flags: dict, sets: dict, default_preset: str | None) -> str | None:
+    """The preset a run starts from: ``--preset``, else the config file's ``preset:``, else ``default_preset``
+    when no source names a model (a config file is layered on the same base as flags)."""
     if preset:
-        cfg = cfg.merged(get_preset(preset), f"preset {preset!r}")
-    if config_file:
-        data = load_yaml(config_file)
-        if "preset" in data and not preset:
-            cfg = RunConfig().merged(get_preset(data.pop("preset")), "preset")
-        data.pop("preset", None)
-        cfg = cfg.merged(data, f"config file {config_file!r}")
+        return preset
+    if config.get("preset"):
+        return config["preset"]
+    if any(src.get("model") is not None for src in (config, flags, sets)):
+        return None
+    return default_preset
+
+
+def build_config(preset: str | None = None, config_file: str | None = None, flags: dict | None = None, sets: list[str] | None = None,
+                 *, default_preset: str | None = None) -> RunConfig:
+    """A preset, then a YAML file, then named flags, then ``--set`` pairs, each checked as it is merged.
+
+    ``default_preset`` (the CLI passes the embedded default) is the base when neither ``preset`` nor the
+    file names one and no source sets a model."""
+    config = load_yaml(config_file) if config_file else {}
+    set_values = parse_set_pairs(sets or [])
+    base = choose_preset(preset, config, flags or {}, set_values, default_preset)
+    cfg = RunConfig()
+    if base:
+        cfg = cfg.merged(get_preset(base), f"preset {base!r}")
+        cfg.preset = base
+    config.pop("preset", None)
+    if config:
+        cfg = cfg.merged(config, f"config file {config_file!r}")
     if flags:
         cfg = cfg.merged(flags, "command line", none_means_unset=True)
-    if sets:
-        cfg = cfg.merged(parse_set_pairs(sets), "--set")
+    if set_values:
+        cfg = cfg.merged(set_values, "--set")
     return cfg

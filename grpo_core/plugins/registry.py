@@ -54,6 +54,8 @@ class RewardSpec:
     cpu_bound: bool = False
     is_async: bool = False
     extra: dict = field(default_factory=dict)
+    #: keyword options, name -> value: as declared, the defaults; in a resolved selection, the values in force
+    options: dict = field(default_factory=dict)
 
     @property
     def qualified_name(self) -> str:
@@ -75,6 +77,7 @@ class RewardSpec:
             "timeout": self.timeout,
             "cpu_bound": self.cpu_bound,
             "async": self.is_async,
+            "options": dict(self.options),
         }
 
 
@@ -156,7 +159,36 @@ class Registry(Generic[T]):
         return name in self._by_qualified or name in self._by_name
 
 
-_REWARD_KEYS = {"description", "requires", "default_weight", "timeout", "cpu_bound"}
+_REWARD_KEYS = {"description", "requires", "default_weight", "timeout", "cpu_bound", "options"}
+#: keyword arguments TRL (and the engine) pass to every reward: an option may not take one of these names
+RESERVED_REWARD_KWARGS = ("prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments")
+_OPTION_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_options(name: str, func: Any, options: Any) -> dict:
+    """A reward's declared options: identifiers (not TRL's keyword names) -> JSON scalars or lists, each a
+    keyword parameter of ``func`` (or taken by its ``**kwargs``)."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise RegistrationError(f"reward {name!r}: options must be a mapping of option name -> default, got {options!r}.")
+    try:
+        params = inspect.signature(func).parameters.values()
+        takes = {p.name for p in params} if not any(p.kind is p.VAR_KEYWORD for p in params) else None
+    except (TypeError, ValueError):  # a builtin or an exotic callable: nothing to check against
+        takes = None
+    for key, default in options.items():
+        if not isinstance(key, str) or not key.isidentifier():
+            raise RegistrationError(f"reward {name!r}: option name {key!r} must be a Python identifier (it is passed as a keyword).")
+        if key in RESERVED_REWARD_KWARGS:
+            raise RegistrationError(f"reward {name!r}: option {key!r} collides with a keyword argument TRL passes to every reward "
+                                    f"({', '.join(RESERVED_REWARD_KWARGS)}); choose another name.")
+        if not (isinstance(default, _OPTION_SCALARS) or isinstance(default, list) and all(isinstance(v, _OPTION_SCALARS) for v in default)):
+            raise RegistrationError(f"reward {name!r}: option {key!r} default must be a JSON scalar or a list of them, got {default!r}.")
+        if takes is not None and key not in takes:
+            raise RegistrationError(f"reward {name!r}: option {key!r} is not a parameter of {func!r}; add `{key}={default!r}` to its "
+                                    "parameters (or **kwargs).")
+    return dict(options)
 
 
 def _callable_name(obj: Any) -> str | None:
@@ -248,6 +280,7 @@ def make_reward_spec(func: Any, name: str | None, provenance: Provenance, metada
         cpu_bound=cpu_bound,
         is_async=_is_async(func),
         extra=extra,
+        options=check_options(name, func, metadata.get("options")),
     )
 
 

@@ -56,7 +56,7 @@ from grpo_core.errors import GrpoCoreError
 from grpo_core.kit.verifier import ShippedVerifiers
 from grpo_core.plugins.registries import registries
 from grpo_core.plugins.registry import RewardSpec
-from grpo_core.rewards.selection import parse_selection, resolve
+from grpo_core.rewards.selection import RewardSelection, resolve
 from grpo_core.runtime.deadline import Cancelled, get_pool, in_worker, map_with_deadline
 
 ERROR_POLICIES = ("none", "zero", "raise")
@@ -206,10 +206,13 @@ class RewardEngine:
                     ) from None
 
     @classmethod
-    def from_selection(cls, selection: str, on_error: str = "none", registry=None, default_timeout: float | None = None) -> "RewardEngine":
-        choices = parse_selection(selection)
-        resolved = resolve(choices, registry)
-        return cls(resolved, on_error=on_error, names=[c.name for c in choices], default_timeout=default_timeout)
+    def from_selection(cls, selection: RewardSelection | str, on_error: str = "none", registry=None,
+                       default_timeout: float | None = None) -> "RewardEngine":
+        """The engine of a selection (``"xml,correctness:2"`` is parsed first); options are bound by :func:`resolve`."""
+        if isinstance(selection, str):
+            selection = RewardSelection.parse(selection)
+        chosen = resolve(selection, registry)
+        return cls([(r.spec, r.weight) for r in chosen], on_error=on_error, names=[r.name for r in chosen], default_timeout=default_timeout)
 
     @property
     def names(self) -> list[str]:

@@ -42,6 +42,7 @@ from grpo_core.plugins.lookup import get_dataset
 from grpo_core.kit.prompts import format_xml
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine, RewardStats
+from grpo_core.rewards.selection import RewardSelection, options_text
 
 DEFAULT_BATCH_SIZE = 64
 FILE_VARIANT = "file"
@@ -286,13 +287,14 @@ def score(
     limit: int | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "none",
+    reward_options: dict[str, dict[str, Any]] | None = None,
 ) -> ScoreReport:
-    """Everything ``grpo-core score`` does before printing."""
+    """Everything ``grpo-core score`` does before printing. ``reward_options``: reward -> option -> value."""
     if not completions_path and not gold_format:
         raise GrpoCoreError("nothing to score: pass --completions FILE.jsonl, --gold-format, or both.")
     if gold_format and not dataset:
         raise GrpoCoreError("--gold-format builds replies from gold answers; pass --dataset NAME[:SPLIT] too.")
-    engine = RewardEngine.from_selection(plugins, on_error=on_error)
+    engine = RewardEngine.from_selection(RewardSelection.parse(plugins, reward_options), on_error=on_error)
     try:
         lines = read_completions(completions_path)[:limit] if completions_path else []
         by_id = any("id" in ln for ln in lines)
@@ -351,7 +353,7 @@ def format_report(report: ScoreReport) -> str:
     summary = summarize(report)
     blocks = []
     for r in report.engine.rewards:
-        head = f"{r.name}  (weight {r.weight:g}; {r.spec.provenance.describe()})"
+        head = f"{r.name}  (weight {r.weight:g}; {r.spec.provenance.describe()}{options_text(r.spec.options)})"
         cols = ["variant", "n", "mean", "min", "max", "none", "errors", "timeouts", "ms/sample"]
         lines = [[v, str(d["n"]), _fmt(d["mean"]), _fmt(d["min"]), _fmt(d["max"]), f"{d['none']:.0%}", str(d["errors"]),
                   str(d["timeouts"]), f"{d['ms_per_sample']:.3f}"] for v, d in summary[r.name].items()]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from grpo_core.config.settings import AUTO_FRACTION, RunConfig
+from grpo_core.config.trl_fields import grpo_defaults
 from grpo_core.errors import ConfigError, PreflightError
 from grpo_core.evaluation.plan import EvalPlan
 from grpo_core.evaluation.report import write_report
@@ -33,6 +34,7 @@ from grpo_core.kit.chat_templates import apply_template
 from grpo_core.kit.datasets import content_hash, parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine
+from grpo_core.rewards.selection import options_text
 from grpo_core.run_folder import RunInfo, reward_records, write_adapter_card
 from grpo_core.runtime.hardware import resolve_model
 from grpo_core.train import preflight as checks
@@ -93,15 +95,8 @@ class Training:
 
 
 def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
-    return {
-        "output_dir": cfg.output_dir,
-        "seed": cfg.seed,
-        "logging_steps": 1,
-        "save_steps": 50,
-        "save_total_limit": 2,
-        "report_to": "none",
-        "disable_tqdm": True,
-    }
+    """GRPOConfig's values unless the run sets them: grpo-core's documented defaults (docs/config.md)."""
+    return {"output_dir": cfg.output_dir, "seed": cfg.seed, **grpo_defaults()}
 
 
 def last_checkpoint(output_dir: str) -> str | None:
@@ -112,11 +107,10 @@ def last_checkpoint(output_dir: str) -> str | None:
 
 def set_up(cfg: RunConfig, *, world_size: int, resume: bool, echo: Echo) -> RunSetup:
     """Check the settings, choose the backend (and say why), prepare the process for it."""
-    cfg.validate(check_grpo_fields=False)
+    cfg.validate()
     backend, why = choose_backend(cfg)
     echo(f"backend: {backend.name} ({why})")
-    backend.prepare_process()  # before trl is imported (the GRPO field check imports it)
-    cfg.validate(check_grpo_fields=True)
+    backend.prepare_process()  # before trl is imported
     for note in ignored_settings(cfg, backend, others(backend)):
         echo(note)
     if cfg.threads:
@@ -130,8 +124,9 @@ def set_up(cfg: RunConfig, *, world_size: int, resume: bool, echo: Echo) -> RunS
 
 def rewards(setup: RunSetup) -> RewardEngine:
     """The reward engine for the selection, before anything is loaded."""
-    engine = RewardEngine.from_selection(setup.cfg.plugins, on_error=setup.cfg.on_reward_error)
-    setup.echo("rewards: " + ", ".join(f"{r.name}×{r.weight:g} ({r.spec.provenance.describe()})" for r in engine.rewards))
+    engine = RewardEngine.from_selection(setup.cfg.reward_selection, on_error=setup.cfg.on_reward_error)
+    setup.echo("rewards: " + ", ".join(f"{r.name}×{r.weight:g} ({r.spec.provenance.describe()}{options_text(r.spec.options)})"
+                                       for r in engine.rewards))
     return engine
 
 
@@ -140,7 +135,8 @@ def data(setup: RunSetup) -> TrainingData:
     cfg = setup.cfg
     name, split = parse_dataset_spec(cfg.dataset)
     adapter = get_dataset(name)
-    dataset = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.limit)
+    checks.check_dataset_options(adapter, cfg.dataset_options)
+    dataset = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.limit, **cfg.dataset_options)
     if len(dataset) == 0:
         raise PreflightError(f"dataset {cfg.dataset!r} loaded no rows.")
     setup.echo(f"dataset: {name}:{split or adapter.splits[0]} ({len(dataset)} rows, verifier {adapter.verifier!r})")

@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, ContextManager
 
-from grpo_core.config.settings import AUTO_FRACTION, RunConfig
+from grpo_core.config.settings import AUTO_FRACTION, BOTH, RunConfig
 from grpo_core.errors import ConfigError
 from grpo_core.train.memory_plan import gpu_total_bytes
 from grpo_core.train.preflight import VllmSetup
@@ -52,9 +52,6 @@ class Backend(ABC):
     name: ClassVar[str]
     #: ``backend: auto`` asks the backends in descending rank; the lowest must always accept
     auto_rank: ClassVar[int] = 0
-    #: RunConfig fields that apply to this backend only, for fields that do not say so themselves
-    #: in their metadata (``metadata["backends"] = ("trl",)``)
-    own_settings: ClassVar[tuple[str, ...]] = ()
 
     # -- choosing ---------------------------------------------------------------------------------
 
@@ -117,11 +114,9 @@ class Backend(ABC):
 
 
 def backend_settings(backend: Backend) -> tuple[str, ...]:
-    """Fields whose metadata names this backend (``metadata["backends"]``), else the backend's own list."""
-    declared = {f.name: f.metadata["backends"] for f in dataclasses.fields(RunConfig) if "backends" in f.metadata}
-    if not declared:
-        return backend.own_settings
-    return tuple(name for name, names in declared.items() if backend.name in names)
+    """RunConfig fields defined for this backend and not for all of them (``setting(..., backends=("trl",))``)."""
+    return tuple(f.name for f in dataclasses.fields(RunConfig)
+                 if backend.name in f.metadata["backends"] and set(f.metadata["backends"]) != set(BOTH))
 
 
 def ignored_settings(cfg: RunConfig, backend: Backend, others: list[Backend]) -> list[str]:

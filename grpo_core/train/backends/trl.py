@@ -27,7 +27,6 @@ def trl_uses_vllm(cfg: RunConfig, cuda: bool) -> bool:
 class TrlBackend(Backend):
     name = "trl"
     auto_rank = 0  # the fallback: runs everywhere
-    own_settings = ("full_finetune", "use_vllm", "vllm_mode", "trim_padding", "group_steps", "vllm_engine_kwargs", "fast_vllm_sync")
 
     def unavailable(self, cfg: RunConfig) -> str | None:
         return None

@@ -17,7 +17,6 @@ from grpo_core.train.backends.base import Backend, LoadedPolicy, engine_fraction
 class UnslothBackend(Backend):
     name = "unsloth"
     auto_rank = 10  # preferred wherever it can run
-    own_settings = ("load_in_fp8", "fast_inference")
 
     def unavailable(self, cfg: RunConfig) -> str | None:
         if not cuda_available():
