@@ -38,7 +38,6 @@ from typing import Any, Callable, Iterable, Sequence
 from grpo_core.errors import GrpoCoreError
 from grpo_core.kit.datasets import parse_dataset_spec
 from grpo_core.kit.extraction import completion_text, last_tag_block
-from grpo_core.plugins.lookup import get_dataset
 from grpo_core.kit.prompts import format_xml
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine, RewardStats

@@ -24,7 +24,14 @@ def register_verifiers(register):
 
 @hookimpl
 def register_rewards(register):
-    register(rewards.correctness, name="correctness", requires=("answer",), default_weight=1.0, cpu_bound=True)
+    register(
+        rewards.correctness,
+        name="correctness",
+        requires=("answer",),
+        default_weight=1.0,
+        cpu_bound=True,
+        options={"mode": "strict"},
+    )
     register(
         rewards.correctness_flexible,
         name="correctness_flexible",

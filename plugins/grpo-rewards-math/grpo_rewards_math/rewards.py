@@ -13,7 +13,9 @@ Where the answer is read (``mode``):
 
 * ``correctness`` reads the format's slot only (``mode="strict"``: the last
   ``<answer>…</answer>``, else the last ``\\boxed{}``), so it rewards right
-  answers given in the format the prompt asks for;
+  answers given in the format the prompt asks for; ``mode`` is its registered
+  option, so ``--reward-option correctness.mode=flexible`` reads as
+  ``correctness_flexible`` does;
 * ``correctness_flexible`` finds the answer a grader finds anywhere in the
   response (``mode="flexible"``: also "The answer is …", ``#### N``, the final
   sentence's math, the last number; see :mod:`grpo_core.kit.answers`), a
@@ -31,7 +33,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from grpo_core.kit import completion_text
-from grpo_core.kit import VerdictStatus
+from grpo_core.kit import MODES, VerdictStatus
 
 DEFAULT_VERIFIER = "gsm8k"
 _ABSTAIN = (VerdictStatus.GOLD_UNPARSEABLE, VerdictStatus.TIMED_OUT, VerdictStatus.ERROR)
@@ -74,6 +76,8 @@ def verdicts(completions: Sequence[Any], answer: Sequence[Any], verifier: Any = 
 
 def correctness(completions, answer=None, verifier=None, mode="strict", choices=None, **kwargs) -> list[float | None]:
     """2.0 when the answer in the ``<answer>`` slot (or last ``\\boxed{}``) equals the gold, else 0.0 (None: gold unusable)."""
+    if mode not in MODES:
+        raise ValueError(f"correctness: unknown mode {mode!r}; choose one of: {', '.join(MODES)} (--reward-option correctness.mode=...).")
     return [None if v.status in _ABSTAIN else (2.0 if v.equal else 0.0)
             for v in verdicts(completions, answer, verifier, mode=mode, choices=choices)]
 

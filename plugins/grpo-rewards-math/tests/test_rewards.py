@@ -3,6 +3,8 @@ from __future__ import annotations
 import functools
 import pickle
 
+import pytest
+
 import grpo_core
 from grpo_rewards_math import rewards
 
@@ -78,3 +80,20 @@ def test_correctness_flexible_rewards_answers_outside_the_format():
     assert spec(comps[:1], answer=["18"]) == [2.0]
     # the same function with the mode as a keyword (how a reward option would set it)
     assert rewards.correctness(comps, answer=["18"] * 4, mode="flexible") == [2.0, 2.0, 2.0, 0.0]
+
+
+def test_correctness_mode_is_a_reward_option_that_reaches_the_worker():
+    from grpo_core.rewards.engine import RewardEngine, RewardError
+    from grpo_core.rewards.selection import RewardSelection
+
+    spec = grpo_core.get_reward("correctness")
+    assert spec.options == {"mode": "strict"} and spec.cpu_bound  # scored in a worker process
+    comps = ["Janet makes 9 * 2 = 18 dollars.\n#### 18", XML.format("18")]
+    strict = RewardEngine.from_selection("correctness").score(comps, answer=["18"] * 2)
+    assert strict.values["correctness"] == [0.0, 2.0]
+    flexible = RewardEngine.from_selection(RewardSelection.parse("correctness", {"correctness": {"mode": "flexible"}}))
+    assert flexible.rewards[0].spec.options == {"mode": "flexible"}
+    assert flexible.score(comps, answer=["18"] * 2).values["correctness"] == [2.0, 2.0]
+    typo = RewardEngine.from_selection(RewardSelection.parse("correctness", {"correctness": {"mode": "lenient"}}), on_error="raise")
+    with pytest.raises(RewardError, match="unknown mode 'lenient'; choose one of: flexible, strict"):
+        typo.score(comps, answer=["18"] * 2)
