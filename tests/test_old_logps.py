@@ -129,3 +129,21 @@ def test_importance_sampling_ratio_modes():
     torch.testing.assert_close(importance_sampling_ratio(old, sampling, mask, "sequence_truncate", 1.7, 2.5), torch.tensor([[2.5], [1.7]]))
     with pytest.raises(ValueError, match="valid: token_truncate"):
         importance_sampling_ratio(old, sampling, mask, "tokens", None, 3.0)
+
+
+def test_the_trl_backend_builds_the_skipping_trainer_only_when_asked():
+    from grpo_core.config.settings import build_config
+    from grpo_core.train.backends import LoadedPolicy, get_backend
+    from grpo_core.train.old_logps import SkipOldLogpsPass
+
+    class Base:
+        pass
+
+    policy = LoadedPolicy("trl", model=None, tokenizer=None, peft_config=None, trainer_base=Base)
+
+    def built(backend: str, *sets: str) -> type:
+        return get_backend(backend).trainer_class(build_config(sets=list(sets)), policy, first_round_lengths=None, echo=print)
+
+    assert issubclass(built("trl", "skip_old_logps_pass=true"), SkipOldLogpsPass)
+    assert not issubclass(built("trl"), SkipOldLogpsPass)
+    assert not issubclass(built("unsloth", "skip_old_logps_pass=true"), SkipOldLogpsPass)  # Unsloth's trainer is left as it is

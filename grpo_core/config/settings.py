@@ -28,6 +28,7 @@ RENAMED = {
     "warmup_ratio": "use warmup_steps instead: in transformers 5 a float below 1 is a ratio of the total steps (warmup_steps=0.1).",
 }
 OVERLONG_POLICIES = ("drop", "truncate", "error")
+AUTO_PREFERENCES = ("speed", "memory")
 AUTO_FRACTION = "auto"
 
 
@@ -72,6 +73,10 @@ class RunConfig:
     longest_first: bool = field(default=False, metadata={"help": "Put the longest prompts (by tokens) in the first generation round, so a run that will run out of memory on long sequences does so at step 1; the rest of the order, and how often each prompt appears per epoch, stay TRL's."})
     vllm_engine_kwargs: dict[str, Any] | None = field(default=None, metadata={"help": "trl + vLLM colocate: extra arguments for the vLLM engine TRL starts, on top of (or overriding) TRL's, e.g. {enforce_eager: true} or {kv_cache_dtype: fp8}."})
     fast_vllm_sync: bool = field(default=True, metadata={"help": "trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync)."})
+    # the speed levers (docs/gpu.md): what backend auto favours, and two trl-backend choices on a GPU
+    auto_prefers: str = field(default="speed", metadata={"help": "speed | memory: what backend auto favours on a GPU with Unsloth. speed takes trl + vLLM colocate for a 16-bit model when its second weight copy fits (faster than Unsloth's LoRA-request generation); memory keeps Unsloth's shared weights."})
+    skip_old_logps_pass: bool = field(default=False, metadata={"help": "trl + vLLM: when a generation round is trained in one optimizer step (steps_per_generation 1), skip TRL's separate old-log-prob pass and take the old log-probs and vLLM's importance-sampling ratio from the training pass (the policy has not moved; same loss)."})
+    recompute_activations: bool | str = field(default=True, metadata={"help": "trl backend on a GPU: recompute activations in the backward pass (gradient checkpointing; TRL's default), false to keep them (faster, more memory), or auto: keep them when the estimate for the largest micro-batch fits beside vLLM's share and the weights (grpo_core.train.memory_plan)."})
     gpu_memory_utilization: float | str = field(default=0.5, metadata={"help": "Fraction of the GPU's total memory a vLLM engine in this process may reserve, or auto: pre-flight works out the model's weights + a generation round's KV cache + ~1 GiB for the engine's buffers from its config, and uses that share of this GPU, rounded up to the next 0.01."})
     max_seq_length: int = field(default=1024, metadata={"help": "Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k)."})
     chat_template: str | None = field(default=None, metadata={"help": "Chat template by name (chatml, llama-3.1, qwen2.5) or a .jinja file."})
@@ -138,6 +143,10 @@ class RunConfig:
         if self.on_reward_error not in ("none", "zero", "raise"):
             raise ConfigError(f"on_reward_error {self.on_reward_error!r} is not one of none, zero, raise.")
         fraction_or_auto(self.gpu_memory_utilization)
+        if self.auto_prefers not in AUTO_PREFERENCES:
+            raise ConfigError(f"auto_prefers {self.auto_prefers!r} is not one of {', '.join(AUTO_PREFERENCES)}.")
+        if self.recompute_activations not in (True, False, "auto"):
+            raise ConfigError(f"recompute_activations must be true, false or auto; got {self.recompute_activations!r}.")
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
         if self.trace_step is not None and (not isinstance(self.trace_step, int) or self.trace_step < 1):
