@@ -87,7 +87,8 @@ def worker(a) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
 
     def one_pass():
-        loss = trainer.compute_loss(model, inputs)
+        with trainer.compute_loss_context_manager():  # the trainer's autocast, as in its training_step
+            loss = trainer.compute_loss(model, inputs)
         trainer.accelerator.backward(loss)
         torch.nn.utils.clip_grad_norm_(params, trainer.args.max_grad_norm)
         trainer.optimizer.step()
