@@ -19,7 +19,9 @@ LoRA r=64 on the seven projections, 8 generations, 200 completion tokens, adamw_
 1 prompt per step (``--prompts 8 --max-tokens 512`` for the throughput setting).
 A path may carry settings for that path alone, ``name[key=value;key=value]``: GRPOConfig
 fields for every path, grpo-core settings too for the grpo_core paths, e.g.
-``trl_vllm[steps_per_generation=4]`` or ``grpo_core_trl[fast_vllm_sync=false]``.
+``trl_vllm[steps_per_generation=4]`` or ``grpo_core_trl[fast_vllm_sync=false]`` (a path's own settings
+override the reference ones, e.g. ``trl_vllm[optim=adamw_torch_fused]``). The invocation ends with one
+line per row: how many times faster it ran than raw ``trl_vllm`` at the same ``steps_per_generation``.
 
 Per path it records the mean wall time per optimizer step over whole generation rounds after
 the first (``mean_step_s``: everything, optimizer and logging included), TRL's own median
@@ -171,15 +173,17 @@ def measure_prompts(model: str) -> dict:
 
 
 def _grpo_args(a, out, **extra):
+    """The reference GRPOConfig; ``extra`` (a path's own settings) overrides any of it, e.g. ``optim``."""
     from trl import GRPOConfig
 
-    return GRPOConfig(
+    reference = dict(
         output_dir=out, learning_rate=5e-6, adam_beta1=0.9, adam_beta2=0.99, weight_decay=0.1, warmup_steps=0.1,
         lr_scheduler_type="cosine", optim=a.optim, logging_steps=1, per_device_train_batch_size=8 * a.prompts,
         gradient_accumulation_steps=1, num_generations=8, max_completion_length=a.max_tokens, max_steps=a.steps,
         save_strategy="no", max_grad_norm=0.1, report_to="none", disable_tqdm=True, seed=3407,
-        **({"bf16": True} if cuda_available() else {"use_cpu": True}), **extra,
+        **({"bf16": True} if cuda_available() else {"use_cpu": True}),
     )
+    return GRPOConfig(**{**reference, **extra})
 
 
 
@@ -471,7 +475,27 @@ def main() -> None:
         # written after every path: a call cut short keeps what it measured
         out.write_text(json.dumps({"shape": a.shape, "setting": setting, "steps": a.steps, "profiled": a.profile, "tokenizer": a.tokenizer,
                                    "prompt_tokens": prompt_tokens, "trace_step": a.trace_step, "results": results}, indent=2))
+    for line in speedups(results):
+        print(line)
     print(f"wrote {out}")
+
+
+def _spg(r: dict) -> int:
+    return int((r.get("settings") or {}).get("steps_per_generation") or 1)
+
+
+def speedups(results: list[dict], anchor: str = "trl_vllm") -> list[str]:
+    """One line per measured row: its s/step and how many times faster it is than the raw ``anchor`` path
+    at the same ``steps_per_generation`` in the same pass (the anchor row with no other settings)."""
+    ok = [r for r in results if not r.get("failed")]
+    lines = []
+    for r in ok:
+        base = next((b for b in ok if b["path"] == anchor and _spg(b) == _spg(r) and b.get("repeat") == r.get("repeat")
+                     and set(b.get("settings") or {}) <= {"steps_per_generation"}), None)
+        ratio = f"{_step_s(base) / _step_s(r):.2f}x raw {anchor} at spg {_spg(r)}" if base else f"no raw {anchor} row at spg {_spg(r)}"
+        train = (r.get("phases_s") or {}).get("train_s")
+        lines.append(f"{row_name(r):90s} {_step_s(r):.3f} s/step  train {train if train is None else round(train, 3)}  {ratio}")
+    return lines
 
 
 if __name__ == "__main__":

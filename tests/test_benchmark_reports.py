@@ -1,7 +1,10 @@
 """The GPU benchmark's report path runs on CPU against the committed raw results."""
 
 import importlib.util
+from argparse import Namespace
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,3 +102,37 @@ def test_grpo_step_skips_fractions_that_cannot_hold_the_weights(tmp_path, monkey
     rows = json.loads(out.read_text())["results"]
     assert [r["vllm_fraction"] for r in rows] == [0.01, 0.02] and all(r["failed"] for r in rows)
     assert "cannot hold the weights" in capsys.readouterr().out
+
+
+def test_grpo_step_reports_each_row_against_raw_trl_at_the_same_steps_per_generation():
+    mod = _grpo_step()
+    results = [
+        {"path": "trl_vllm", "settings": {"steps_per_generation": 8}, "mean_step_s": 0.6, "repeat": 0, "phases_s": {"train_s": 0.4}},
+        {"path": "grpo_core_trl", "settings": {"steps_per_generation": 8, "optim": "adamw_torch_fused"}, "mean_step_s": 0.3, "repeat": 0},
+        {"path": "trl_vllm", "settings": {}, "mean_step_s": 1.2, "repeat": 0},
+        {"path": "grpo_core_trl", "settings": {"skip_old_logps_pass": True}, "mean_step_s": 0.8, "repeat": 0},
+        {"path": "grpo_core", "settings": {"steps_per_generation": 4}, "mean_step_s": 0.9, "repeat": 0},
+        {"path": "grpo_core", "settings": {}, "failed": True, "repeat": 0},
+    ]
+    lines = mod.speedups(results)
+    assert len(lines) == 5
+    assert "2.00x raw trl_vllm at spg 8" in lines[1] and "1.50x raw trl_vllm at spg 1" in lines[3]
+    assert "no raw trl_vllm row at spg 4" in lines[4]
+
+
+def test_a_raw_path_setting_overrides_the_reference_config(tmp_path):
+    mod = _grpo_step()
+    a = Namespace(optim="adamw_8bit", prompts=1, max_tokens=16, steps=2)
+    args = mod._grpo_args(a, str(tmp_path), optim="adamw_torch", gradient_checkpointing=False)
+    assert (args.optim, args.gradient_checkpointing, args.max_grad_norm) == ("adamw_torch", False, 0.1)
+
+
+def test_train_pass_variants_name_grpo_config_fields():
+    spec = importlib.util.spec_from_file_location("train_pass", ROOT / "benchmarks" / "train_pass.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.parse_variant("ref") == {}
+    assert mod.parse_variant("recompute=false,optim=adamw_torch_fused,liger=true") == {
+        "gradient_checkpointing": False, "optim": "adamw_torch_fused", "use_liger_kernel": True}
+    with pytest.raises(SystemExit, match="keys recompute, optim, liger"):
+        mod.parse_variant("checkpointing=false")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grpo_core.errors import PreflightError
-from grpo_core.train.memory_plan import GIB, Shapes, auto_fraction, check_fraction, vllm_need
+from grpo_core.train.memory_plan import GIB, Shapes, activation_bytes_per_token, auto_fraction, check_fraction, keep_activations, vllm_need
 from grpo_core.testing.modelgen import SHAPES
 
 H200 = int(139.8 * GIB)
@@ -94,3 +94,21 @@ def test_an_auto_fraction_says_so_and_does_not_warn():
     assert line.endswith("; 0.06 chosen automatically (gpu_memory_utilization auto) from those 7.54 GiB of weights, "
                          "a round's KV and the allowance, rounded up to the next 0.01")
     assert "chosen automatically" not in check_fraction(need_3b(), 0.06, H200)[0]
+
+
+def test_activation_estimate_is_an_upper_bound_near_the_measured_3b_figure():
+    # the H200 run of 2026-11-21 14:39: ~110 KB per token and layer at Qwen2.5-3B's shapes, LoRA r=64
+    per_token_layer = activation_bytes_per_token(shapes("qwen2.5-3b"), 64) / 36
+    assert 110_000 <= per_token_layer <= 160_000
+
+
+def test_activations_are_kept_when_they_fit_beside_vllm_and_the_weights():
+    s3b = shapes("qwen2.5-3b")
+    # 8 rows x 1024 tokens: ~41 GiB of activations; an H200 at vLLM fraction 0.1 leaves ~101 GiB
+    keep, why = keep_activations(s3b, rows=8, max_len=1024, completion_len=200, lora_r=64, vllm_fraction=0.1, total_bytes=H200, load_in_4bit=False)
+    assert keep and "fit in" in why and "8 × 1024 tokens" in why
+    # the same on an H100 at fraction 0.5: ~22 GiB left -> recompute
+    keep, why = keep_activations(s3b, rows=8, max_len=1024, completion_len=200, lora_r=64, vllm_fraction=0.5, total_bytes=H100, load_in_4bit=False)
+    assert not keep and "exceed" in why
+    # more rows need more room
+    assert not keep_activations(s3b, rows=64, max_len=1024, completion_len=200, lora_r=64, vllm_fraction=0.1, total_bytes=H200, load_in_4bit=False)[0]

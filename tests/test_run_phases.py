@@ -38,10 +38,13 @@ def _no_gpu(monkeypatch, unsloth_installed: bool = False):
 
 
 def _gpu(monkeypatch, unsloth_installed: bool):
+    """A CUDA GPU without vLLM (so auto's trl + vLLM colocate rule never applies: tests/test_backend_choice.py has it)."""
+    import grpo_core.train.backends.trl as trl_module
     import grpo_core.train.backends.unsloth as unsloth_module
 
     monkeypatch.setattr(unsloth_module, "cuda_available", lambda: True)
     monkeypatch.setattr(unsloth_module, "_installed", lambda: unsloth_installed)
+    monkeypatch.setattr(trl_module, "_vllm_installed", lambda: False)
 
 
 # -- the backends -------------------------------------------------------------------------------------
@@ -57,7 +60,7 @@ def test_every_backend_the_settings_accept_is_registered():
     [
         (False, False, False, "trl", "no CUDA GPU visible (trl + PEFT on CPU)"),
         (True, False, False, "trl", "CUDA GPU found but Unsloth is not installed"),
-        (True, True, False, "unsloth", "CUDA GPU and Unsloth found"),
+        (True, True, False, "unsloth", "CUDA GPU and Unsloth found (vLLM is not installed for the trl backend)"),
         (True, True, True, "trl", "full fine-tuning runs on the trl backend"),
     ],
 )
@@ -286,17 +289,18 @@ def _tokenizer(path: str):
     return AutoTokenizer.from_pretrained(path)
 
 
-def test_load_takes_the_backends_overrides_where_the_user_set_nothing(setup):
+def test_load_takes_the_backends_overrides_where_the_user_set_nothing_and_prints_its_notes(setup, echoed):
     import dataclasses
 
     policy = LoadedPolicy("fake", model="M", tokenizer=_tokenizer(setup.model_path), peft_config=None, trainer_base=object,
-                          grpo_overrides={"seed": 99, "bf16": False})
+                          grpo_overrides={"seed": 99, "bf16": False}, notes=["activations: kept (no recomputation) (because)"])
     s = dataclasses.replace(setup, backend=FakeBackend(policy))
     info = run_phases.record(s, run_phases.data(s), run_phases.rewards(s), _prepared(s), dry_run=False)
     grpo_kwargs = {"seed": 3}
     assert run_phases.load(s, grpo_kwargs, info) is policy
     assert grpo_kwargs == {"seed": 3, "bf16": False}
     assert info.data["status"] == "running" and info.data["grpo_config"] == grpo_kwargs
+    assert echoed[-1] == "activations: kept (no recomputation) (because)"
 
 
 def _prepared(s):

@@ -34,6 +34,7 @@ RENAMED = {
 }
 OVERLONG_POLICIES = ("drop", "truncate", "error")
 ERROR_POLICIES = ("none", "zero", "raise")
+AUTO_PREFERENCES = ("speed", "memory")
 AUTO_FRACTION = "auto"
 
 
@@ -108,6 +109,12 @@ class RunConfig:
     longest_first: bool = setting(False, help="Put the longest prompts (by tokens) in the first generation round, so a run that will run out of memory on long sequences does so at step 1; the rest of the order, and how often each prompt appears per epoch, stay TRL's.")
     vllm_engine_kwargs: dict[str, Any] | None = setting(None, help="trl + vLLM colocate: extra arguments for the vLLM engine TRL starts, on top of (or overriding) TRL's, e.g. {enforce_eager: true} or {kv_cache_dtype: fp8}.", backends=TRL_ONLY)
     fast_vllm_sync: bool = setting(True, help="trl + vLLM colocate: push only the LoRA-merged layers, merged out of place, in one load call (off: TRL's own sync).", backends=TRL_ONLY)
+    # the speed levers (docs/gpu.md): what backend auto favours, and two trl-backend choices on a GPU
+    auto_prefers: str = setting("speed", help="speed | memory: what backend auto favours on a GPU with Unsloth. speed takes trl + vLLM colocate for a 16-bit model when its second weight copy fits (faster than Unsloth's LoRA-request generation); memory keeps Unsloth's shared weights.",
+                                choices=AUTO_PREFERENCES)
+    skip_old_logps_pass: bool = setting(False, help="trl + vLLM: when a generation round is trained in one optimizer step (steps_per_generation 1), skip TRL's separate old-log-prob pass and take the old log-probs and vLLM's importance-sampling ratio from the training pass (the policy has not moved; same loss).", backends=TRL_ONLY)
+    recompute_activations: bool | str = setting(True, help="trl backend on a GPU: recompute activations in the backward pass (gradient checkpointing; TRL's default), false to keep them (faster, more memory), or auto: keep them when the estimate for the largest micro-batch fits beside vLLM's share and the weights (grpo_core.train.memory_plan).",
+                                                backends=TRL_ONLY, kinds=("bool", "str"), choices=("auto",))
     gpu_memory_utilization: float | str = setting(0.5, help="Fraction of the GPU's total memory a vLLM engine in this process may reserve, or auto: pre-flight works out the model's weights + a generation round's KV cache + ~1 GiB for the engine's buffers from its config, and uses that share of this GPU, rounded up to the next 0.01.",
                                                   flags=("--gpu-memory-utilization",), metavar="FRACTION|auto", kinds=("float", "any"), convert=fraction_or_auto)
     max_seq_length: int = setting(1024, help="Longest prompt+completion: Unsloth's max_seq_length, and vLLM's max_model_len on the trl backend (raised there to fit the longest prompt; TRL would otherwise reserve for the model's 32k).", minimum=1)

@@ -198,6 +198,8 @@ def record(setup: RunSetup, training_data: TrainingData, engine: RewardEngine, p
 def load(setup: RunSetup, grpo_kwargs: dict, info: RunInfo) -> LoadedPolicy:
     """The policy, as the backend loads it; its GRPOConfig overrides fill what the user left unset."""
     policy = setup.backend.load_policy(setup.cfg, setup.model_path)
+    for note in policy.notes:
+        setup.echo(note)
     apply_template(policy.tokenizer, setup.cfg.chat_template)
     for k, v in policy.grpo_overrides.items():
         grpo_kwargs.setdefault(k, v)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from grpo_core.kit.extraction import completion_text
 from grpo_core.rewards.engine import RewardEngine
 from grpo_core.train import batching  # called through the module, so tests can substitute its functions
+from grpo_core.train.old_logps import SkipOldLogpsPass
 
 
 def degenerate(text: str) -> bool:
@@ -64,14 +65,15 @@ class EngineRewardFuncs:
 
 
 def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = False, first_round_lengths: list[int] | None = None,
-                       echo: Callable[[str], None] | None = None):
+                       skip_old_logps_pass: bool = False, echo: Callable[[str], None] | None = None):
     """A subclass of TRL's (or Unsloth's patched) GRPOTrainer (the run's metrics are logged by
     :mod:`grpo_core.train.trainer_metrics`). With ``trim_padding`` or ``group_steps`` (trl backend only; Unsloth's trainer is left
     exactly as Unsloth makes it) it also cuts each forward pass to its own longest prompt, or keeps
     prompt groups whole per step (:mod:`grpo_core.train.batching`). With ``first_round_lengths``
     (the training prompts' token counts, both backends) the first generation round holds the
     longest prompts (:class:`~grpo_core.train.batching.LongestFirstSampler`), which tells ``echo``
-    whether it could apply the swap."""
+    whether it could apply the swap. With ``skip_old_logps_pass`` (trl backend) a round trained in one
+    optimizer step takes its old log-probs from the training pass (:mod:`grpo_core.train.old_logps`)."""
 
     cls = base
     if trim_padding or group_steps:
@@ -108,6 +110,12 @@ def make_trainer_class(base, *, trim_padding: bool = False, group_steps: bool = 
         class GrpoCoreTrainer(cls):  # noqa: F811
             def _get_train_sampler(self, *args, **kwargs):
                 return batching.LongestFirstSampler(super()._get_train_sampler(*args, **kwargs), first_round_lengths, report=echo)
+
+        cls = GrpoCoreTrainer
+    if skip_old_logps_pass:
+
+        class GrpoCoreTrainer(SkipOldLogpsPass, cls):  # noqa: F811
+            pass
 
         cls = GrpoCoreTrainer
     if cls is not base:

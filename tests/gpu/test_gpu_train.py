@@ -9,6 +9,7 @@ step, save), not learning.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -72,3 +73,28 @@ def test_auto_picks_unsloth_on_gpu():
     from grpo_core.train.backends import choose_backend
 
     assert choose_backend(RunConfig(model="x/y"))[0].name == "unsloth"
+
+
+def test_trl_colocate_with_the_speed_levers(model_05b, tmp_path):
+    """skip_old_logps_pass, recompute_activations auto and a fused optimizer through the real vLLM path."""
+    info, out = _run_cli(["--model", model_05b, "--backend", "trl", "--set", "use_vllm=true", "--set", "vllm_mode=colocate", *COMMON,
+                          "--set", "skip_old_logps_pass=true", "--set", "recompute_activations=auto", "--set", "optim=adamw_torch_fused"], tmp_path)
+    assert info["status"] == "finished" and info["global_step"] == 3
+    assert "activations: kept (no recomputation) (recompute_activations auto:" in out
+    assert info["grpo_config"]["gradient_checkpointing"] is False
+    steps = [h for h in json.loads((tmp_path / "log_history.json").read_text()) if "time/step_s" in h]
+    assert len(steps) == 3
+    assert all(h["time/old_logps_s"] == 0 for h in steps)  # TRL's separate pass never ran
+    ratios = [h["sampling/importance_sampling_ratio/mean"] for h in steps]
+    assert all(math.isfinite(r) and 0 <= r <= 3.0 for r in ratios)  # from the training pass, not the NaN placeholder
+
+
+def test_auto_picks_trl_colocate_for_a_local_16bit_model_that_fits(model_05b):
+    pytest.importorskip("unsloth")
+    pytest.importorskip("vllm")
+    from grpo_core.config.settings import RunConfig
+    from grpo_core.train.backends import choose_backend
+
+    backend, why = choose_backend(RunConfig(model=model_05b, gpu_memory_utilization=0.25))
+    assert backend.name == "trl" and "faster than Unsloth" in why
+    assert choose_backend(RunConfig(model=model_05b, auto_prefers="memory"))[0].name == "unsloth"

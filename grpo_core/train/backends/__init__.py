@@ -3,7 +3,9 @@
 Each backend is one module here implementing :class:`~grpo_core.train.backends.base.Backend`
 (:mod:`~grpo_core.train.backends.trl`, :mod:`~grpo_core.train.backends.unsloth`) and one line in
 :data:`REGISTERED`. ``backend: auto`` asks them in descending ``auto_rank``: Unsloth where a CUDA GPU
-and Unsloth are present, else trl. Backends are not a plugin hook (docs/architecture.md says why).
+and Unsloth are present, else trl; but Unsloth declines for a 16-bit model whose trl + vLLM colocate
+run (faster at 16-bit) fits beside vLLM's share (``auto_prefers: speed``, the default). Backends are
+not a plugin hook (docs/architecture.md says why).
 """
 
 from __future__ import annotations

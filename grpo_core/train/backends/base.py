@@ -43,6 +43,7 @@ class LoadedPolicy:
     trainer_base: type
     grpo_overrides: dict = field(default_factory=dict)
     device: str = "cpu"
+    notes: list[str] = field(default_factory=list)  # choices made while loading, for the run's log
 
 
 class Backend(ABC):

@@ -12,6 +12,7 @@ from typing import Any
 from grpo_core.config.settings import RunConfig
 from grpo_core.runtime.hardware import cuda_available, import_unsloth_first
 from grpo_core.train.backends.base import Backend, LoadedPolicy, engine_fraction, target_modules
+from grpo_core.train.backends.trl import colocate_is_the_faster_fit
 
 
 class UnslothBackend(Backend):
@@ -32,7 +33,10 @@ class UnslothBackend(Backend):
             return False, "no CUDA GPU visible (trl + PEFT on CPU)"
         if not _installed():
             return False, "CUDA GPU found but Unsloth is not installed"
-        return True, "CUDA GPU and Unsloth found"
+        trl_faster, why = colocate_is_the_faster_fit(cfg)
+        if trl_faster:  # declined: trl, asked next, takes this as its reason
+            return False, why
+        return True, f"CUDA GPU and Unsloth found ({why})"
 
     def prepare_process(self) -> None:
         import_unsloth_first()
