@@ -36,6 +36,7 @@ RUN_FLAGS = {
     "lora.r": 4,
     "save_steps": 2,
     "threads": 1,
+    "probe": 0,  # these tests are about other things; the probe has its own (tests/test_learning_signal.py)
 }
 
 

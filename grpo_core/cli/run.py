@@ -54,13 +54,16 @@ _FLAG_KEYS = {
     "threads": "threads",
     "profile": "profile",
     "seed": "seed",
+    "probe": "probe",
+    "force": "force",
+    "dynamic_sampling": "dynamic_sampling",
 }
 
 
 @click.command()
 @click.option("--preset", help="Start from a preset: tiny-cpu (the default without --model), seed-qwen2.5-3b, seed-llama3.2-3b, fast-qwen2.5-3b.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of settings (grpo-core settings and any GRPOConfig field).")
-@click.option("--model", help="Hub id or local folder. Default: the bundled tiny reasoner.")
+@click.option("--model", help="Hub id, local folder, or .gguf file (converted once, cached). Default: the bundled tiny reasoner.")
 @click.option("--dataset", help="Training data, NAME[:SPLIT], e.g. gsm8k:train.")
 @click.option("--eval-dataset", help="Held-out data for the before/after evaluation, NAME[:SPLIT].")
 @click.option("--plugins", "plugins_", help="Rewards to combine, NAME[:WEIGHT],... e.g. xml:0.5,correctness:2.")
@@ -84,6 +87,9 @@ _FLAG_KEYS = {
 @click.option("--threads", type=int, help="torch CPU threads.")
 @click.option("--profile", is_flag=True, default=None, help="Exact per-phase step times (generate, sync, old_logps, rewards, train): the GPU is synchronised at phase edges.")
 @click.option("--seed", type=int, help="Random seed.")
+@click.option("--probe", type=int, metavar="N", help="Rollout probe before GRPO: N prompts x num_generations, scored; stops when the rewards cannot teach (0: off; default 8, off for the bundled tiny reasoner).")
+@click.option("--force", is_flag=True, default=None, help="Train even when the rollout probe finds no learning signal.")
+@click.option("--dynamic-sampling/--no-dynamic-sampling", default=None, help="Replace groups whose rewards all tie with groups from further prompts (DAPO).")
 @click.option("--plugin-file", "plugin_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A .py file of rewards/verifiers/datasets to load without packaging it. Repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Any setting or GRPOConfig field, e.g. --set beta=0.04. Repeatable.")

@@ -29,6 +29,8 @@ RENAMED = {
 }
 OVERLONG_POLICIES = ("drop", "truncate", "error")
 AUTO_FRACTION = "auto"
+# TRL's vllm_importance_sampling_mode values, and off (grpo_core.train.is_correction)
+MISMATCH_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask", "off")
 
 
 def fraction_or_auto(value: Any) -> float | str:
@@ -54,7 +56,7 @@ class LoraSettings:
 
 @dataclass
 class RunConfig:
-    model: str | None = field(default=None, metadata={"help": "Hub id or local folder of the policy model (default: the bundled tiny reasoner)."})
+    model: str | None = field(default=None, metadata={"help": "Hub id, local folder, or .gguf file (converted once to a cached folder) of the policy model (default: the bundled tiny reasoner)."})
     dataset: str = field(default="arithmetic:train", metadata={"help": "Dataset adapter and split, NAME[:SPLIT], e.g. gsm8k:train."})
     eval_dataset: str | None = field(default=None, metadata={"help": "Held-out split for the before/after evaluation, NAME[:SPLIT]."})
     plugins: str = field(default="xml,soft_format,strict_format,correctness", metadata={"help": "Rewards NAME[:WEIGHT],..."})
@@ -88,6 +90,15 @@ class RunConfig:
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)."})
     profile: bool = field(default=False, metadata={"help": "Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact."})
     trace_step: int | None = field(default=None, metadata={"help": "Profile this optimizer step (torch profiler) and write trace-step-N.json: wall vs GPU-busy time, kernel launches, the costliest operations."})
+    # -- the learning signal: rollout probe, dynamic sampling, mismatch correction (validate_learning_signal_settings) --
+    probe: int | None = field(default=None, metadata={"help": "Rollout probe before GRPO: sample this many prompts x num_generations, score them, stop when the rewards cannot teach (0: off; default: 8, off for the bundled tiny reasoner)."})
+    probe_max_tied: float = field(default=0.9, metadata={"help": "The probe stops the run when more than this share of its prompt groups have rewards that all tie."})
+    force: bool = field(default=False, metadata={"help": "Train even when the rollout probe finds no learning signal."})
+    dynamic_sampling: bool = field(default=False, metadata={"help": "DAPO dynamic sampling: drop groups whose rewards all tie and refill them from further prompts (single process)."})
+    dynamic_sampling_max_rounds: int = field(default=2, metadata={"help": "Dynamic sampling: at most this many extra generation rounds per batch; groups still missing are kept out of the loss."})
+    mismatch_correction: str = field(default="token_truncate", metadata={"help": "Sampler/trainer mismatch correction with vLLM (TRL's vllm_importance_sampling_correction): token_truncate (truncated IS), token_mask, sequence_truncate, sequence_mask, or off. Both backends."})
+    mismatch_clip: float = field(default=3.0, metadata={"help": "Upper bound of the mismatch importance weight (vllm_importance_sampling_clip_max)."})
+    # -- end of the learning-signal block --
     seed: int = field(default=3407, metadata={"help": "Random seed."})
     grpo: dict[str, Any] = field(default_factory=dict, metadata={"help": "Any TRL GRPOConfig field, passed unchanged."})
 
@@ -138,6 +149,7 @@ class RunConfig:
         if self.on_reward_error not in ("none", "zero", "raise"):
             raise ConfigError(f"on_reward_error {self.on_reward_error!r} is not one of none, zero, raise.")
         fraction_or_auto(self.gpu_memory_utilization)
+        validate_learning_signal_settings(self)
         if self.lora.r <= 0:
             raise ConfigError(f"lora.r must be positive, got {self.lora.r}.")
         if self.trace_step is not None and (not isinstance(self.trace_step, int) or self.trace_step < 1):
@@ -160,6 +172,23 @@ class RunConfig:
                         "See `grpo-core run --help` and TRL's GRPOConfig documentation."
                     )
         return self
+
+
+def validate_learning_signal_settings(cfg: "RunConfig") -> None:
+    """The probe, dynamic sampling and mismatch-correction settings (:mod:`grpo_core.train.probe`,
+    :mod:`grpo_core.train.dynamic_sampling`, :mod:`grpo_core.train.is_correction`)."""
+    if cfg.probe is not None and (not isinstance(cfg.probe, int) or isinstance(cfg.probe, bool) or cfg.probe < 0):
+        raise ConfigError(f"probe must be a number of prompts (0 turns the probe off), got {cfg.probe!r}.")
+    if not 0 <= cfg.probe_max_tied <= 1:
+        raise ConfigError(f"probe_max_tied must be a share in [0, 1], e.g. 0.9; got {cfg.probe_max_tied!r}.")
+    if not isinstance(cfg.dynamic_sampling_max_rounds, int) or cfg.dynamic_sampling_max_rounds < 0:
+        raise ConfigError(f"dynamic_sampling_max_rounds must be 0 or more extra rounds, got {cfg.dynamic_sampling_max_rounds!r}.")
+    if cfg.mismatch_correction is False:  # YAML reads a bare `off` as false
+        cfg.mismatch_correction = "off"
+    if cfg.mismatch_correction not in MISMATCH_MODES:
+        raise ConfigError(f"mismatch_correction {cfg.mismatch_correction!r} is not one of {', '.join(MISMATCH_MODES)}.")
+    if not cfg.mismatch_clip > 0:
+        raise ConfigError(f"mismatch_clip must be positive (the largest importance weight), got {cfg.mismatch_clip!r}.")
 
 
 def grpo_config_fields() -> set[str]:
