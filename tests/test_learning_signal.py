@@ -4,7 +4,6 @@ the three-point evaluation, and the plain-words diagnosis."""
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from types import SimpleNamespace
 
@@ -20,7 +19,6 @@ from grpo_core import hookimpl  # noqa: E402
 from grpo_core.config.settings import build_config  # noqa: E402
 from grpo_core.errors import ConfigError, PreflightError  # noqa: E402
 from grpo_core.kit.extraction import completion_text  # noqa: E402
-from grpo_core.plugins import pm, reset_for_tests  # noqa: E402
 from grpo_core.train import dynamic_sampling, is_correction, probe  # noqa: E402
 from grpo_core.train.diagnosis import Diagnosis  # noqa: E402
 
@@ -58,13 +56,8 @@ class SignalPlugin:
 
 @pytest.fixture(scope="module")
 def plugins_registered():
-    os.environ["GRPO_CORE_LOAD_PLUGINS"] = ""
-    reset_for_tests()
-    pm.register(toy_plugin.ToyPlugin(), name="toy_plugin")
-    pm.register(SignalPlugin(), name="signal_plugin")
-    yield
-    reset_for_tests()
-    os.environ.pop("GRPO_CORE_LOAD_PLUGINS", None)
+    with toy_plugin.registered_with("signal_plugin", SignalPlugin()):
+        yield
 
 
 @pytest.fixture(scope="module")
