@@ -138,14 +138,15 @@ def test_run_eval_with_an_engine_writes_the_jsonl_and_compares_base(toy, tmp_pat
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert [r["model"] for r in recs] == ["base"] * 4 + ["adapter"] * 4
     assert [r["id"] for r in recs[:4]] == [r["id"] for r in recs[4:]] == ["test-0", "test-1", "test-2", "test-3"]
-    assert set(recs[0]) == {"model", "id", "prompt", "answer", "completions", "extracted", "verdicts", "format", "correct", "majority"}
+    assert set(recs[0]) == {"model", "id", "prompt", "answer", "completions", "extracted", "verdicts", "format", "correct", "majority",
+                            "flexible", "correct_flexible"}
     ad, base = summary["results"]["adapter"], summary["results"]["base"]
     assert ad["accuracy"] == pytest.approx(2 / 3) and ad["pass@2"] == pytest.approx(1.0) and ad["maj@3"] == 1.0
     assert base["accuracy"] == 0.0 and base["no_answer_rate"] == 1.0 and base["wrong_rate"] == 0.0
     assert summary["delta"]["accuracy"] == pytest.approx(2 / 3)
     assert json.loads(out.with_name("e.summary.json").read_text()) == summary
     text = "\n".join(lines)
-    assert "accuracy (pass@1)" in text and "no answer found" in text and "maj@3" in text
+    assert "accuracy, strict" in text and "accuracy, flexible" in text and "no answer (strict)" in text and "maj@3" in text
     assert "[base: no_answer" in text and "[adapter: matched" in text  # side by side
 
 
@@ -228,6 +229,49 @@ def test_gsm8k_test_split_through_the_math_plugin(plugin_state, tmp_path, tiny_r
     assert m["accuracy"] + m["no_answer_rate"] + m["wrong_rate"] == pytest.approx(1.0)
 
 
+class HashAnswerEngine:
+    """The base model answers ``#### N`` in prose (right, outside the format's slot); the adapter answers in the slot."""
+
+    name = "hash-answer"
+
+    def generate(self, prompts, *, use_adapter=False, samples=1, **kw):
+        out = []
+        for p in prompts:
+            a, b = (int(x) for x in p[-1]["content"].rstrip("?").split("+"))
+            out.append([ans(str(a + b)) if use_adapter else f"Adding them up gives the total.\n#### {a + b}"] * samples)
+        return out
+
+
+def test_hash_answer_is_right_when_flexible_and_a_format_failure_when_strict():
+    """lm-evaluation-harness's strict-match / flexible-extract split: ``#### 18`` outside the slot."""
+    from grpo_core import get_verifier
+
+    res = score_completions([{"id": "p", "answer": "18"}], [["Adding them up gives the total.\n#### 18"]], get_verifier("arithmetic"))
+    m = res.metrics
+    assert m["accuracy_flexible"] == 1.0
+    assert m["accuracy_strict"] == 0.0 and m["accuracy"] == 0.0 and m["format_rate"] == 0.0 and m["no_answer_rate"] == 1.0
+    assert res.problems[0]["flexible"][0]["equal"] is True and res.problems[0]["correct_flexible"] == 1
+
+
+def test_eval_reports_strict_flexible_and_format_side_by_side_with_compare_base(toy, tmp_path, tiny_run):
+    out = tmp_path / "h.jsonl"
+    lines = []
+    summary = run_eval(EvalRequest(dataset="toy:test", adapter=str(tiny_run), limit=4, out=str(out), compare_base=True),
+                       echo=lines.append, engine_obj=HashAnswerEngine())
+    base, ad = summary["results"]["base"], summary["results"]["adapter"]
+    assert (base["accuracy_strict"], base["accuracy_flexible"], base["format_rate"]) == (0.0, 1.0, 0.0)
+    assert (ad["accuracy_strict"], ad["accuracy_flexible"], ad["format_rate"]) == (1.0, 1.0, 1.0)
+    assert summary["delta"]["accuracy_strict"] == 1.0 and summary["delta"]["accuracy_flexible"] == 0.0 and summary["delta"]["format_rate"] == 1.0
+    assert json.loads(out.with_name("h.summary.json").read_text()) == summary
+    printed = next(block for block in lines if "accuracy, strict" in block)  # the table, one echo
+    table = {ln.split("  ")[0]: ln.split() for ln in printed.splitlines()[2:]}
+    assert table["accuracy, strict"][-3:] == ["0.0%", "100.0%", "+100.0%"]
+    assert table["accuracy, flexible"][-3:] == ["100.0%", "100.0%", "+0.0%"]
+    assert table["format reward rate"][-3:] == ["0.0%", "100.0%", "+100.0%"]
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["correct"] for r in recs[:4]] == [0] * 4 and [r["correct_flexible"] for r in recs[:4]] == [1] * 4
+
+
 class OracleEngine:
     """Answers every prompt with the gold answer (or a wrong one), to check dataset adapters + verifiers end to end."""
 
@@ -259,3 +303,39 @@ def test_aime_math500_gsm8k_work_through_their_adapters(plugin_state, tmp_path, 
     assert good["verifier"] == get_dataset(name).verifier
     assert good["results"]["base"]["accuracy"] == 1.0 and good["results"]["base"]["format_rate"] == 1.0
     assert bad["results"]["base"]["accuracy"] == 0.0 and bad["results"]["base"]["wrong_rate"] == 1.0
+
+
+class _PlacedModel:
+    """A model whose weights sit on the CPU and that records where it is moved."""
+
+    def __init__(self, torch):
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.moved_to: list[str] = []
+
+    def parameters(self):
+        return iter([self.weight])
+
+    def to(self, device):
+        self.moved_to.append(device)
+        return self
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_eval_plan_moves_a_cpu_policy_to_the_gpu_when_there_is_one(monkeypatch, cuda):
+    import torch
+
+    from grpo_core.evaluation import plan as plan_module
+    from grpo_core.evaluation.metrics import EvalResult
+
+    monkeypatch.setattr(plan_module, "cuda_available", lambda: cuda)
+    placed = []
+
+    def fake_evaluate(model, tokenizer, dataset, verifier, **kwargs):
+        placed.append(list(model.moved_to))  # where the model was when generation started
+        return EvalResult(metrics={"accuracy_strict": 0.5, "accuracy_flexible": 0.5, "format_rate": 1.0, "no_answer_rate": 0.0})
+
+    monkeypatch.setattr(plan_module, "evaluate_model", fake_evaluate)
+    model = _PlacedModel(torch)
+    evals = plan_module.EvalPlan([{"prompt": "1+1", "answer": "2"}], verifier=None, spec="toy:test", max_new_tokens=8, echo=lambda s: None)
+    evals.run("before", model, tokenizer=None)
+    assert placed == [["cuda"] if cuda else []]

@@ -19,6 +19,7 @@ from grpo_core.train import backends, run_phases, runner
 from grpo_core.train.backends.base import Backend, LoadedPolicy
 from grpo_core.train.backends.trl import TrlBackend
 from grpo_core.train.backends.unsloth import UnslothBackend
+from grpo_core.train.diagnosis import Diagnosis
 
 FLAGS = {"dataset": "arithmetic:train", "limit": 16, "plugins": "xml,soft_format", "num_generations": 4,
          "per_device_train_batch_size": 8, "max_completion_length": 12, "eval_limit": 0, "threads": 1}
@@ -137,7 +138,7 @@ def test_run_reads_as_its_phases():
     assert len(lines) <= 80
     called = {n.func.attr for n in ast.walk(ast.parse(inspect.getsource(runner.run)))
               if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and getattr(n.func.value, "id", None) == "phase"}
-    assert called == {"set_up", "rewards", "data", "preflight", "record", "load", "evaluate_before", "warm_up",
+    assert called == {"set_up", "rewards", "data", "preflight", "record", "load", "evaluate_before", "warm_up", "probe",
                       "build_trainer", "train", "save", "evaluate_after", "report"}
 
 
@@ -386,6 +387,7 @@ class FakeSwitch:
 class FakeProgress:
     warnings = ["slow"]
     history: list = []
+    diagnosis = Diagnosis([])
 
 
 class FakeEngine:

@@ -22,7 +22,6 @@ from tiny_models import build_tiny_qwen2  # noqa: E402
 from grpo_core import hookimpl  # noqa: E402
 from grpo_core.config.settings import build_config  # noqa: E402
 from grpo_core.errors import ConfigError, PreflightError  # noqa: E402
-from grpo_core.plugins import pm, reset_for_tests  # noqa: E402
 from grpo_core.testing.pytest_plugin import throwaway_registrations  # noqa: E402
 
 RUN_FLAGS = {
@@ -36,6 +35,7 @@ RUN_FLAGS = {
     "lora.r": 4,
     "save_steps": 2,
     "threads": 1,
+    "probe": 0,  # these tests are about other things; the probe has its own (tests/test_learning_signal.py)
 }
 
 
@@ -60,13 +60,8 @@ class FlakyPlugin:
 
 @pytest.fixture(scope="module")
 def plugins_registered():
-    os.environ["GRPO_CORE_LOAD_PLUGINS"] = ""
-    reset_for_tests()
-    pm.register(toy_plugin.ToyPlugin(), name="toy_plugin")
-    pm.register(FlakyPlugin(), name="flaky")
-    yield
-    reset_for_tests()
-    os.environ.pop("GRPO_CORE_LOAD_PLUGINS", None)
+    with toy_plugin.registered_with("flaky", FlakyPlugin()):
+        yield
 
 
 @pytest.fixture

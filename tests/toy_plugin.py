@@ -5,10 +5,14 @@ Module-level functions, so the deadline workers can import them.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from grpo_core import Verdict, Verifier, hookimpl
 from grpo_core.kit.datasets import DatasetAdapter
 from grpo_core.kit.extraction import completion_text
 from grpo_core.kit.prompts import format_xml
+from grpo_core.plugins import pm, reset_for_tests
 
 
 def short_reward(completions, **kwargs):
@@ -59,3 +63,17 @@ class ToyPlugin:
     @hookimpl
     def register_datasets(self, register):
         register(ToyDataset())
+
+
+@contextlib.contextmanager
+def registered_with(name: str, plugin):
+    """The toy plugin and ``plugin`` (as ``name``) registered, nothing from entry points; reset afterwards."""
+    os.environ["GRPO_CORE_LOAD_PLUGINS"] = ""
+    reset_for_tests()
+    pm.register(ToyPlugin(), name="toy_plugin")
+    pm.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        reset_for_tests()
+        os.environ.pop("GRPO_CORE_LOAD_PLUGINS", None)

@@ -1,4 +1,4 @@
-"""``grpo-core eval``: accuracy, pass@k and maj@k with the verifier that rewarded training."""
+"""``grpo-core eval``: strict and flexible accuracy, pass@k and maj@k with the verifier that rewarded training."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from grpo_core.evaluation.evaluate import EvalRequest, run_eval
 
 
 @click.command("eval")
-@click.option("--model", help="Base model: hub id or local folder. Optional with --adapter (read from run.json or the adapter).")
+@click.option("--model", help="Base model: hub id, local folder or .gguf file. Optional with --adapter (read from run.json or the adapter).")
 @click.option("--adapter", help="A run folder (run.json + adapter/) or an adapter folder.")
 @click.option("--dataset", required=True, help="NAME[:SPLIT], e.g. gsm8k:test, aime:2025, math500:test.")
 @click.option("--verifier", help="Verifier name (default: the dataset adapter's).")
@@ -28,8 +28,9 @@ from grpo_core.evaluation.evaluate import EvalRequest, run_eval
 def eval_(as_json, **opts):
     """Evaluate a model (and its GRPO adapter) on a dataset with its verifier.
 
-    Reports accuracy (pass@1), unbiased pass@k, maj@k, the format-reward rate,
-    and "no answer found" apart from "wrong"; writes one JSON line per problem
+    Reports strict accuracy (the answer in the format's slot), flexible accuracy
+    (the answer a grader finds anywhere) and the format-reward rate side by side,
+    unbiased pass@k, maj@k, and "no answer found" apart from "wrong"; writes one JSON line per problem
     (and per model with --compare-base) with completions, extracted answers and
     verdicts with reasons.
     """

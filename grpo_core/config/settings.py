@@ -36,6 +36,8 @@ OVERLONG_POLICIES = ("drop", "truncate", "error")
 ERROR_POLICIES = ("none", "zero", "raise")
 AUTO_PREFERENCES = ("speed", "memory")
 AUTO_FRACTION = "auto"
+# TRL's vllm_importance_sampling_mode values, and off (grpo_core.train.is_correction)
+MISMATCH_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask", "off")
 
 
 def fraction_or_auto(value: Any) -> float | str:
@@ -73,6 +75,15 @@ class LoraSettings:
     )
 
 
+def _mismatch_mode(value: Any) -> str:
+    """``mismatch_correction`` as a mode name: YAML reads a bare ``off`` as false."""
+    if value is False:
+        return "off"
+    if value is True:
+        raise ConfigError(f"mismatch_correction must be one of {', '.join(MISMATCH_MODES)}; got true (on is token_truncate).")
+    return value
+
+
 def _selection_text(value: Any) -> str:
     """``plugins`` as text: a YAML list of entries is joined with commas."""
     return ",".join(str(v) for v in value) if isinstance(value, list) else value
@@ -80,7 +91,7 @@ def _selection_text(value: Any) -> str:
 
 @dataclass
 class RunConfig:
-    model: str | None = setting(None, help="Hub id or local folder of the policy model (default: the bundled tiny reasoner).", flags=("--model",))
+    model: str | None = setting(None, help="Hub id, local folder, or .gguf file (converted once to a cached folder) of the policy model (default: the bundled tiny reasoner).", flags=("--model",))
     dataset: str = setting("arithmetic:train", help="Training data: dataset adapter and split, NAME[:SPLIT], e.g. gsm8k:train.", flags=("--dataset",))
     eval_dataset: str | None = setting(None, help="Held-out data for the before/after evaluation, NAME[:SPLIT].", flags=("--eval-dataset",))
     plugins: str = setting("xml,soft_format,strict_format,correctness", help="Rewards to combine, NAME[:WEIGHT],... e.g. xml:0.5,correctness:2.",
@@ -132,6 +143,17 @@ class RunConfig:
     threads: int | None = setting(None, help="torch CPU threads (default: torch's choice).", flags=("--threads",), minimum=1)
     profile: bool = setting(False, help="Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact.", flags=("--profile",))
     trace_step: int | None = setting(None, help="Profile this optimizer step (torch profiler) and write trace-step-N.json: wall vs GPU-busy time, kernel launches, the costliest operations.", minimum=1)
+    # the learning signal: rollout probe (train/probe), dynamic sampling (train/dynamic_sampling), mismatch correction (train/is_correction)
+    probe: int | None = setting(None, help="Rollout probe before GRPO: sample N prompts x num_generations, score them, stop when the rewards cannot teach (0: off; default: 8, off for the bundled tiny reasoner).",
+                                flags=("--probe",), metavar="N", minimum=0)
+    probe_max_tied: float = setting(0.9, help="The probe stops the run when more than this share of its prompt groups have rewards that all tie.", minimum=0, maximum=1)
+    force: bool = setting(False, help="Train even when the rollout probe finds no learning signal.", flags=("--force",))
+    dynamic_sampling: bool = setting(False, help="DAPO dynamic sampling: replace groups whose rewards all tie with groups from further prompts (single process).",
+                                     flags=("--dynamic-sampling/--no-dynamic-sampling",))
+    dynamic_sampling_max_rounds: int = setting(2, help="Dynamic sampling: at most this many extra generation rounds per batch; groups still missing are kept out of the loss.", minimum=0)
+    mismatch_correction: str = setting("token_truncate", help="Sampler/trainer mismatch correction with vLLM (TRL's vllm_importance_sampling_correction): token_truncate (truncated IS), token_mask, sequence_truncate, sequence_mask, or off (YAML reads a bare off as false, which means off; true is refused). Both backends.",
+                                       choices=MISMATCH_MODES, kinds=("str", "bool"), convert=_mismatch_mode)
+    mismatch_clip: float = setting(3.0, help="Upper bound of the mismatch importance weight (vllm_importance_sampling_clip_max).", above=0)
     seed: int = setting(3407, help="Random seed.", flags=("--seed",), minimum=0)
     grpo: dict[str, Any] = setting(factory=dict, help="Any TRL GRPOConfig field, passed unchanged (checked against its type, and its range where docs/config.md gives one).")
 

@@ -19,6 +19,7 @@ from grpo_core.evaluation.metrics import EvalResult, default_ks, score_completio
 from grpo_core.kit.datasets import parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset, get_verifier
 from grpo_core.run_folder import resolve_trained, tokenizer_source
+from grpo_core.runtime.gguf_model import converted_if_gguf
 from grpo_core.runtime.hardware import resolve_model
 
 
@@ -52,14 +53,14 @@ def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_ob
     temperature = req.temperature if req.temperature is not None else (0.0 if req.samples == 1 else 1.0)
     if req.samples > 1 and temperature == 0:
         raise ConfigError("--samples > 1 with --temperature 0 gives K identical greedy samples; pass --temperature > 0 (e.g. 1.0).")
-    trained = resolve_trained(req.adapter, base=req.model) if req.adapter else None
+    trained = resolve_trained(req.adapter, base=converted_if_gguf(req.model, echo)) if req.adapter else None
     if trained is None and not req.model:
         raise ConfigError("pass --model (a hub id or folder), --adapter (a run or adapter folder), or both.")
     if req.compare_base and trained is None:
         raise ConfigError("--compare-base needs --adapter: it compares the base model with the trained one.")
     base = trained.base if trained else req.model
     if trained is None:
-        base = resolve_model(req.model)
+        base = resolve_model(req.model, echo)
 
     name, split = parse_dataset_spec(req.dataset)
     adapter = get_dataset(name)
@@ -138,6 +139,8 @@ def problem_record(stage: str, row: dict, p: dict) -> dict:
         "verdicts": p["verdicts"],
         "format": p["format"],
         "correct": p["correct"],
+        "flexible": p["flexible"],
+        "correct_flexible": p["correct_flexible"],
     }
     if "majority" in p:
         rec["majority"] = p["majority"]
@@ -145,10 +148,11 @@ def problem_record(stage: str, row: dict, p: dict) -> dict:
 
 
 def _is_rate(key: str, value: Any) -> bool:
-    return isinstance(value, float) and (key.endswith("_rate") or key == "accuracy" or key.startswith(("pass@", "maj@")))
+    return isinstance(value, float) and (key.endswith("_rate") or key.startswith(("accuracy", "pass@", "maj@")))
 
 
-_ROWS = [("accuracy", "accuracy (pass@1)"), ("format_rate", "format reward rate"), ("no_answer_rate", "no answer found"), ("wrong_rate", "wrong")]
+_ROWS = [("accuracy_strict", "accuracy, strict"), ("accuracy_flexible", "accuracy, flexible"), ("format_rate", "format reward rate"),
+         ("no_answer_rate", "no answer (strict)"), ("wrong_rate", "wrong (strict)")]
 
 
 def format_summary(summary: dict) -> str:

@@ -1,5 +1,12 @@
-"""Scoring completions with a verifier: pass@1 accuracy, unbiased pass@k, maj@k, format rate, and
-"no answer found" counted apart from "wrong". Engine-neutral: the same metrics and per-problem records
+"""Scoring completions with a verifier: pass@1 accuracy, strict and flexible, unbiased pass@k, maj@k,
+format rate, and "no answer found" counted apart from "wrong".
+
+As lm-evaluation-harness reports strict-match and flexible-extract on GSM8K, every completion is
+checked twice: strict (the answer must be in the format's slot, ``<answer>...</answer>`` or
+``\\boxed{}``: format and correctness together) and flexible (the answer a grader finds anywhere in the
+reply: final-answer phrases, ``#### N``, the last number: correctness alone). ``accuracy``, pass@k and
+maj@k are strict; the gap between ``accuracy_flexible`` and ``accuracy_strict`` is the share of right
+answers written outside the slot. Engine-neutral: the same metrics and per-problem records
 whichever engine (:mod:`~grpo_core.evaluation.engines`) generated the completions."""
 
 from __future__ import annotations
@@ -59,28 +66,34 @@ def score_completions(rows: list[dict], completions: list[list[str]], verifier, 
             golds.append(row["answer"])
             responses.append(s)
             owners.append(i)
-    # strict: the answer in the format's slot, as eval has always scored it
+    # strict: the answer in the format's slot, as eval has always scored it; flexible: wherever a grader finds it
     verdicts = verifier.check_batch(golds, responses, mode="strict") if responses else []
+    flexible = verifier.check_batch(golds, responses, mode="flexible") if responses else []
     fmt = [XmlReply.parse(completion_text(r)).follows_format() for r in responses]
     per: list[dict] = [
-        {"id": r.get("id"), "answer": r["answer"], "completions": [], "extracted": [], "verdicts": [], "format": []} for r in rows
+        {"id": r.get("id"), "answer": r["answer"], "completions": [], "extracted": [], "verdicts": [], "format": [], "flexible": []} for r in rows
     ]
-    for i, v, f, s in zip(owners, verdicts, fmt, responses):
+    for i, v, fv, f, s in zip(owners, verdicts, flexible, fmt, responses):
         per[i]["completions"].append(s)
         per[i]["extracted"].append(v.pred)
         per[i]["verdicts"].append({"equal": v.equal, "status": v.status.value, "reason": v.reason})
+        per[i]["flexible"].append({"equal": fv.equal, "extracted": fv.pred, "extracted_by": fv.extracted_by})
         per[i]["format"].append(f)
     n_samples = max((len(c) for c in completions), default=0)
     total = sum(len(p["verdicts"]) for p in per) or 1
     correct = sum(v["equal"] for p in per for v in p["verdicts"])
+    correct_flexible = sum(v["equal"] for p in per for v in p["flexible"])
     no_answer = sum(v["status"] == VerdictStatus.NO_ANSWER.value for p in per for v in p["verdicts"])
     statuses = Counter(v["status"] for p in per for v in p["verdicts"])
     for p in per:
         p["correct"] = sum(v["equal"] for v in p["verdicts"])
+        p["correct_flexible"] = sum(v["equal"] for v in p["flexible"])
     metrics: dict[str, Any] = {
         "problems": len(rows),
         "samples_per_problem": n_samples,
         "accuracy": correct / total,
+        "accuracy_strict": correct / total,
+        "accuracy_flexible": correct_flexible / total,
         "format_rate": sum(f for p in per for f in p["format"]) / total,
         "no_answer_rate": no_answer / total,
         "wrong_rate": (total - correct - no_answer) / total,

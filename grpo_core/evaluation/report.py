@@ -7,7 +7,7 @@ import math
 import sys
 from pathlib import Path
 
-from grpo_core.evaluation.plan import EvalPlan
+from grpo_core.evaluation.plan import GAINS, STAGE_LABELS, EvalPlan, stage_gain
 from grpo_core.rewards.engine import describe_failures
 
 
@@ -113,11 +113,25 @@ def write_report(out_dir: Path, info: dict, history: list[dict], evals: EvalPlan
     lines += reward_failure_lines(info)
     if png:
         lines += ["", f"![rewards]({png.name})"]
+    if info.get("diagnosis"):
+        lines += ["", "## Diagnosis", ""] + [f"- step {d['step']}: {d['message']}" for d in info["diagnosis"]]
+    if info.get("probe"):
+        p = info["probe"]
+        lines += ["", "## Rollout probe (before GRPO)", "",
+                  f"{p['prompts']} prompts x {p['num_generations']} completions: {p['tied_share']:.0%} of groups tie (threshold {p['max_tied']:.0%}), "
+                  f"{p['cut_share']:.0%} cut at {p['max_completion_length']} tokens; "
+                  + ", ".join(f"{k} mean {v['mean']:.3f}" if v["mean"] is not None else f"{k} None" for k, v in p["rewards"].items())]
     if evals and evals.results:
-        lines += ["", f"## Held-out evaluation ({evals.spec}, greedy)", "", "| | accuracy | format rate | no answer |", "|---|---|---|---|"]
+        lines += ["", f"## Held-out evaluation ({evals.spec}, greedy)", "",
+                  "| | accuracy (strict) | accuracy (flexible) | format rate | no answer |", "|---|---|---|---|---|"]
         for stage, res in evals.results.items():
             m = res.metrics
-            lines.append(f"| {stage} | {m['accuracy']:.1%} | {m['format_rate']:.1%} | {m['no_answer_rate']:.1%} |")
+            lines.append(f"| {STAGE_LABELS.get(stage, stage)} | {m['accuracy_strict']:.1%} | {m['accuracy_flexible']:.1%} | "
+                         f"{m['format_rate']:.1%} | {m['no_answer_rate']:.1%} |")
+        for name, label in (("sft", "SFT warm-up"), ("grpo", "GRPO's own gain (after SFT -> after GRPO)"), ("total", "whole run")):
+            g = stage_gain(evals.results, *GAINS[name])
+            if g and "accuracy_flexible" in g:
+                lines.append(f"\n{label}: {g['accuracy_flexible'] * 100:+.1f} points flexible, {g['accuracy_strict'] * 100:+.1f} points strict")
         if "before" in evals.results and "after" in evals.results:
             lines += ["", "### Examples", ""]
             for i in range(min(3, len(evals.results["before"].problems))):

@@ -31,13 +31,22 @@ PROBE_QUESTIONS = (
 )
 
 # Stated tolerances, by how lossy the format is: (max mean KL(adapter || export) in nats per token,
-# min greedy-token agreement with the adapter). Every format must also stay closer to the adapter
-# than to the base model: KL(adapter || export) <= MAX_BASE_RATIO * KL(adapter || base).
+# min token agreement with the adapter, how that agreement is measured). Every format must also stay
+# closer to the adapter than to the base model: KL(adapter || export) <= MAX_BASE_RATIO * KL(adapter || base).
+# Token agreement is "greedy" (the share of the adapter's greedy continuation the export reproduces before
+# its first different token) or "top1" (teacher-forced: at each position of the adapter's continuation, the
+# export's most likely next token is the adapter's). 16-bit uses top1: rounding every weight to 16 bits
+# flips near-tied greedy choices, and one early flip makes the whole rest of a greedy continuation
+# differ, so greedy agreement measures where the first near-tie fell rather than how faithful the export
+# is. Measured on SmolLM2-135M-Instruct with an SFT-trained LoRA (benchmarks/export_precision.py,
+# docs/eval-export.md): the adapter itself with its weights in bf16, unmerged, is 1.8e-6 nats/token from
+# the float32 reference yet reproduces only 91% of its greedy tokens; top-1 agrees on 98.8%. KL stays the
+# measure of how much of the training an export lost (the bf16 merge: 1.3e-2, over the 5e-3 tolerance).
 TOLERANCES = {
-    "exact": (1e-4, 1.0),  # the adapter itself, f32 GGUF
-    "16bit": (5e-3, 0.75),  # merged_16bit, f16/bf16 GGUF
-    "8bit": (2e-2, 0.5),  # q8_0
-    "4bit": (0.25, 0.0),  # merged_4bit (NF4), q4_k_m and other k-quants: token agreement reported only
+    "exact": (1e-4, 1.0, "greedy"),  # the adapter itself, f32 GGUF
+    "16bit": (5e-3, 0.9, "top1"),  # merged_16bit, f16/bf16 GGUF
+    "8bit": (2e-2, 0.5, "greedy"),  # q8_0
+    "4bit": (0.25, 0.0, "greedy"),  # merged_4bit (NF4), q4_k_m and other k-quants: token agreement reported only
 }
 MAX_BASE_RATIO = 0.5
 MIN_ADAPTER_EFFECT = 1e-6  # nats/token: below this the adapter changes nothing measurable
@@ -96,7 +105,7 @@ class CheckResult:
         verdict = "PASS" if self.passed else "FAIL"
         return (f"{verdict} {self.artifact} [{self.engine}, {self.precision}]: KL to adapter {self.kl_to_adapter:.2e} "
                 f"(tolerance {self.tolerance.get('max_kl'):.2g}), adapter effect {self.adapter_effect:.2e}, "
-                f"ratio {self.base_ratio:.3f} (max {MAX_BASE_RATIO}), greedy tokens {self.greedy_agreement:.0%} like the adapter, "
+                f"ratio {self.base_ratio:.3f} (max {MAX_BASE_RATIO}), top-1 {self.top1_agreement:.0%} and greedy tokens {self.greedy_agreement:.0%} like the adapter, "
                 f"{self.greedy_agreement_base:.0%} like the base")
 
 
@@ -204,7 +213,7 @@ class ProbeCheck:
     def judge(self, artifact: str, engine: str, precision: str, cand_logp: list, cand_tokens: list[list[int]], tokenization_ok: bool = True, extra_failures: list[str] | None = None) -> CheckResult:
         import torch  # deferred: heavy (torch)
 
-        max_kl, min_tokens = TOLERANCES[precision]
+        max_kl, min_tokens, measure = TOLERANCES[precision]
         kl = self._kl([p.ref_logp for p in self.probes], cand_logp)
         ratio = kl / self.adapter_effect if self.adapter_effect > 0 else float("inf")
         top1 = torch.cat([(p.ref_logp.argmax(-1) == c.argmax(-1)).float() for p, c in zip(self.probes, cand_logp)]).mean().item()
@@ -212,7 +221,7 @@ class ProbeCheck:
         agree = sum(_prefix_agreement(p.ref_tokens, t) for p, t in zip(self.probes, cand_tokens)) / len(self.probes)
         agree_base = sum(_prefix_agreement(p.base_tokens, t) for p, t in zip(self.probes, cand_tokens)) / len(self.probes)
         r = CheckResult(artifact, engine, precision, kl, self.adapter_effect, ratio, top1, top1_base, agree, agree_base, tokenization_ok,
-                        tolerance={"max_kl": max_kl, "min_greedy_agreement": min_tokens, "max_base_ratio": MAX_BASE_RATIO})
+                        tolerance={"max_kl": max_kl, f"min_{measure}_agreement": min_tokens, "max_base_ratio": MAX_BASE_RATIO})
         f = list(extra_failures or [])
         if self.adapter_effect < MIN_ADAPTER_EFFECT:
             f.append(f"the adapter itself does not change the base model's outputs on the probe prompts (KL {self.adapter_effect:.1e}): "
@@ -222,8 +231,10 @@ class ProbeCheck:
                      f"(max {MAX_BASE_RATIO:.0%}); the LoRA was dropped or only partly merged")
         if kl > max_kl:
             f.append(f"the export changed the outputs beyond tolerance: KL to the adapter {kl:.2e} > {max_kl:.2g} nats/token ({precision})")
-        if agree < min_tokens:
+        if measure == "greedy" and agree < min_tokens:
             f.append(f"greedy tokens agree with the adapter on {agree:.0%} of the probe (need {min_tokens:.0%} for {precision})")
+        if measure == "top1" and top1 < min_tokens:
+            f.append(f"the most likely next token agrees with the adapter's on {top1:.0%} of the probe positions (need {min_tokens:.0%} for {precision})")
         changed = [i for i, p in enumerate(self.probes) if p.ref_tokens != p.base_tokens]
         if changed and min_tokens > 0 and all(cand_tokens[i] == self.probes[i].base_tokens for i in changed):
             f.append("on every probe where training changed the greedy output, the export gives the base model's output")

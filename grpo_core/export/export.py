@@ -51,6 +51,7 @@ from grpo_core.export.gguf import (
 )
 from grpo_core.export.hub import hub_token, push_to_hub
 from grpo_core.run_folder import Trained, provenance_section, resolve_trained, tokenizer_source
+from grpo_core.runtime.gguf_model import converted_if_gguf
 from grpo_core.runtime.hardware import cuda_available, import_unsloth_first
 
 FORMATS = ("lora", "merged_16bit", "merged_4bit", "gguf")
@@ -104,7 +105,7 @@ def export_run(req: ExportRequest, *, echo: Callable[[str], None] = print, check
     t0 = time.monotonic()
     if req.format not in FORMATS:
         raise ConfigError(f"unknown --format {req.format!r}; choose one of {', '.join(FORMATS)}.")
-    trained = resolve_trained(req.run, base=req.model)
+    trained = resolve_trained(req.run, base=converted_if_gguf(req.model, echo))
     quants = _quants(req)
     if req.format == "lora" and not trained.is_lora:
         raise ConfigError("--format lora: this run is a full fine-tune (no adapter); use merged_16bit or gguf.")

@@ -1,25 +1,30 @@
-"""What the machine offers: a CUDA GPU, Unsloth imported in the right order, and the model to load."""
+"""What the machine offers: a CUDA GPU, Unsloth imported in the right order, and the model to load (a GGUF file converted once)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 from grpo_core.errors import ConfigError
+from grpo_core.runtime.gguf_model import converted_folder, gguf_file_in
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
 
 
-def resolve_model(model: str | None) -> str:
-    """The model to load: the bundled tiny reasoner when none is given, a local folder, or a hub id."""
+def resolve_model(model: str | None, echo: Callable[[str], None] = print) -> str:
+    """The model to load: the bundled tiny reasoner when none is given, a local folder, or a hub id; a GGUF
+    file, or a folder holding one, is converted once into a cached Hugging Face folder (:mod:`grpo_core.runtime.gguf_model`)."""
     if model is None:
         if not (BUNDLED_MODEL / "config.json").is_file():
             raise ConfigError(f"the bundled tiny model is missing at {BUNDLED_MODEL}; reinstall grpo-core or pass --model.")
         return str(BUNDLED_MODEL)
     p = Path(model).expanduser()
+    if p.exists() and (gguf := gguf_file_in(p)) is not None:
+        return str(converted_folder(gguf, echo=echo))
     if p.exists():
         if not (p / "config.json").is_file():
-            raise ConfigError(f"model folder {str(p)!r} has no config.json; point --model at a saved Hugging Face model folder.")
+            raise ConfigError(f"model folder {str(p)!r} has no config.json; point --model at a saved Hugging Face model folder or a .gguf file.")
         return str(p)
     if model.count("/") != 1 or model.startswith((".", "/")):
         raise ConfigError(f"model {model!r} is neither a local folder nor a hub id (owner/name).")

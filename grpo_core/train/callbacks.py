@@ -13,6 +13,8 @@ import time
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
 
+from grpo_core.train.diagnosis import Diagnosis
+
 
 def _fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
@@ -35,6 +37,7 @@ class ProgressCallback(TrainerCallback):
         self.history: list[dict] = []
         self._warnings: list[str] = []
         self._warned: set[str] = set()
+        self.diagnosis = Diagnosis(reward_names)
         self.engine = engine
         if engine is not None:
             engine.notify = self.notice
@@ -73,6 +76,12 @@ class ProgressCallback(TrainerCallback):
             m = logs.get(f"rewards/{n}/mean")
             if m is not None:
                 parts.append(f"{n} {_fmt(m)}")
+        dropped = logs.get("dynamic_sampling/dropped_groups")
+        if dropped is not None:
+            parts.append(f"tied groups dropped {dropped:.1f}, refilled {logs.get('dynamic_sampling/refilled_groups', 0.0):.1f}")
+        mismatch = logs.get("mismatch/logp_diff_mean")
+        if mismatch is not None:
+            parts.append(f"mismatch {mismatch:.3f}")
         clipped = logs.get("completions/clipped_ratio")
         if clipped is not None:
             parts.append(f"clipped {clipped:.2f}")
@@ -80,6 +89,8 @@ class ProgressCallback(TrainerCallback):
         if errs:
             parts.append(f"reward errors {int(errs)}")
         self._print_line(parts, logs)
+        for finding in self.diagnosis.update(self.history):  # what the curves mean, in plain words
+            self._warn(finding.kind, finding.message)
         # health checks
         if logs.get("frac_reward_zero_std", 0.0) >= 1.0:
             self._zero_streak += 1

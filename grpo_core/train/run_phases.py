@@ -1,7 +1,7 @@
 """The phases of ``grpo-core run``, in the order the runner calls them.
 
 set up (settings, the backend) -> rewards -> data -> pre-flight -> record -> load -> evaluate before ->
-warm-up -> build the trainer -> train -> save -> evaluate after -> report.
+warm-up (and the evaluation after it) -> rollout probe -> build the trainer -> train -> save -> evaluate after -> report.
 
 Each phase is a function: what it needs comes in (the run's fixed facts as a :class:`RunSetup`, and the
 outputs of earlier phases), what it makes goes out. None of them names a backend; they ask the
@@ -36,9 +36,13 @@ from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine
 from grpo_core.rewards.selection import options_text
 from grpo_core.run_folder import RunInfo, reward_records, write_adapter_card
-from grpo_core.runtime.hardware import resolve_model
+from grpo_core.runtime.hardware import BUNDLED_MODEL, resolve_model
+from grpo_core.train import is_correction
 from grpo_core.train import preflight as checks
+from grpo_core.train import probe as rollout_probe
 from grpo_core.train.backends import Backend, LoadedPolicy, choose_backend, ignored_settings, others
+from grpo_core.train.dynamic_sampling import DynamicSampling
+from grpo_core.train.generation_batch import with_generation_hooks
 from grpo_core.train.preflight import PreflightReport, prompt_lengths
 from grpo_core.train.sft import run_sft
 from grpo_core.train.trainer_metrics import MetricSource, with_run_metrics
@@ -113,11 +117,13 @@ def set_up(cfg: RunConfig, *, world_size: int, resume: bool, echo: Echo) -> RunS
     backend.prepare_process()  # before trl is imported
     for note in ignored_settings(cfg, backend, others(backend)):
         echo(note)
+    if cfg.dynamic_sampling and world_size > 1:
+        raise ConfigError(f"dynamic_sampling runs in a single process and this run has {world_size}; turn it off (--set dynamic_sampling=false).")
     if cfg.threads:
         import torch  # deferred: heavy (torch)
 
         torch.set_num_threads(cfg.threads)
-    model_path = resolve_model(cfg.model)
+    model_path = resolve_model(cfg.model, echo)
     quiet_libraries()
     return RunSetup(cfg, backend, why, model_path, world_size, resume, echo)
 
@@ -151,7 +157,7 @@ def preflight(setup: RunSetup, training_data: TrainingData, engine: RewardEngine
     cfg, backend = setup.cfg, setup.backend
     tokenizer = AutoTokenizer.from_pretrained(setup.model_path)
     apply_template(tokenizer, cfg.chat_template)
-    grpo_kwargs = {**default_grpo_kwargs(cfg), **cfg.grpo}
+    grpo_kwargs = {**default_grpo_kwargs(cfg), **is_correction.correction_kwargs(cfg), **cfg.grpo}
     if setup.world_size > 1:
         # LoRA touches every adapted layer in every forward pass: DDP's search for unused parameters
         # is a wasted traversal of the graph each step (and a warning on every rank)
@@ -215,8 +221,9 @@ def evaluate_before(setup: RunSetup, training_data: TrainingData, policy: Loaded
     return evals
 
 
-def warm_up(setup: RunSetup, policy: LoadedPolicy, prepared: Prepared, info: RunInfo) -> tuple[Any, Any]:
-    """SFT on the dataset's worked solutions, when asked for: the model to train and the LoRA config still to apply."""
+def warm_up(setup: RunSetup, policy: LoadedPolicy, prepared: Prepared, info: RunInfo, evals: EvalPlan | None = None) -> tuple[Any, Any]:
+    """SFT on the dataset's worked solutions, when asked for: the model to train and the LoRA config still to apply.
+    With ``evals``, the held-out evaluation runs again after it, so GRPO's own gain is a number."""
     cfg = setup.cfg
     model, peft_config = policy.model, policy.peft_config
     if not cfg.sft_warmup_steps or setup.resume:
@@ -228,7 +235,29 @@ def warm_up(setup: RunSetup, policy: LoadedPolicy, prepared: Prepared, info: Run
     loss = run_sft(model, policy.tokenizer, prepared.dataset, steps=cfg.sft_warmup_steps, learning_rate=cfg.sft_learning_rate,
                    output_dir=str(setup.out_dir / "sft"), grpo_kwargs=prepared.grpo_kwargs, seed=cfg.seed, echo=setup.echo)
     info.update(sft={"steps": cfg.sft_warmup_steps, "loss": loss})
+    if evals and info.enabled:
+        evals.run("after_sft", model, policy.tokenizer)
     return model, peft_config
+
+
+def probe(setup: RunSetup, model: Any, policy: LoadedPolicy, prepared: Prepared, engine: RewardEngine, info: RunInfo) -> None:
+    """The rollout probe: sample and score before GRPO; stop (unless --force) when the rewards cannot teach this model."""
+    cfg, echo, grpo_kwargs = setup.cfg, setup.echo, prepared.grpo_kwargs
+    prompts = rollout_probe.resolve_prompts(cfg.probe, bundled=setup.model_path == str(BUNDLED_MODEL))
+    if not prompts or setup.resume:
+        return
+    result = rollout_probe.run_probe(model, policy.tokenizer, prepared.dataset, engine, prompts=prompts,
+                                     num_generations=int(grpo_kwargs.get("num_generations", 8)),
+                                     max_completion_length=int(grpo_kwargs.get("max_completion_length", 256)),
+                                     temperature=float(grpo_kwargs.get("temperature", 1.0)), seed=cfg.seed)
+    rollout_probe.echo_lines(result, echo)
+    why = rollout_probe.stop_message(result, cfg.probe_max_tied, sft_done=bool(cfg.sft_warmup_steps))
+    info.update(probe={**result.to_dict(), "max_tied": cfg.probe_max_tied, "stopped": bool(why) and not cfg.force, "forced": bool(why) and cfg.force})
+    if why and cfg.force:
+        echo("  warning: " + why.splitlines()[0].removesuffix(" Try:") + " Training anyway (--force).")
+    elif why:
+        info.update(status="stopped by the rollout probe")
+        raise PreflightError(why)
 
 
 def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config: Any, prepared: Prepared, engine: RewardEngine, *,
@@ -251,7 +280,8 @@ def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config
 
         callbacks.append(StepTracer(cfg.trace_step, setup.out_dir, echo=echo))
     lengths = longest_first_lengths(cfg, prepared.dataset, policy.tokenizer, setup.resume, echo)
-    trainer_class = with_run_metrics(backend.trainer_class(cfg, policy, first_round_lengths=lengths, echo=echo))
+    trainer_class = with_run_metrics(with_generation_hooks(backend.trainer_class(cfg, policy, first_round_lengths=lengths, echo=echo)))
+    dynamic = DynamicSampling(cfg.dynamic_sampling_max_rounds, seed=cfg.seed) if cfg.dynamic_sampling else None
     with backend.building_trainer(cfg, echo):
         trainer = trainer_class(
             model=model,
@@ -262,8 +292,12 @@ def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config
             peft_config=peft_config,
             callbacks=callbacks,
             metric_sources=[reward_funcs, clock, *metric_sources],
+            dynamic_sampling=dynamic,
         )
     backend.trainer_built(trainer, cfg, echo)
+    echo(is_correction.describe(trainer, args))
+    if dynamic is not None:
+        echo(f"dynamic sampling: groups whose rewards all tie are replaced from further prompts (at most {cfg.dynamic_sampling_max_rounds} extra rounds per batch)")
     drop_default_printer(trainer)
     return Training(trainer, progress, stop, clock, args.max_steps)
 
@@ -306,6 +340,7 @@ def save(setup: RunSetup, training: Training, policy: LoadedPolicy, prepared: Pr
         adapter_dir=str(adapter_dir),
         train_seconds=round(time.monotonic() - started, 1),
         warnings=prepared.report.warnings + training.progress.warnings,
+        diagnosis=[vars(f) for f in training.progress.diagnosis.findings],
         reward_totals={k: vars(v) for k, v in engine.totals.items()},
     )
     if info.enabled:

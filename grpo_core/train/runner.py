@@ -29,7 +29,8 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
 
     policy = phase.load(setup, prepared.grpo_kwargs, info)
     evals = phase.evaluate_before(setup, data, policy, info)
-    model, peft_config = phase.warm_up(setup, policy, prepared, info)
+    model, peft_config = phase.warm_up(setup, policy, prepared, info, evals)
+    phase.probe(setup, model, policy, prepared, engine, info)
     training = phase.build_trainer(setup, policy, model, peft_config, prepared, engine)
     status = phase.train(setup, training, engine, info)
     phase.save(setup, training, policy, prepared, engine, info, status, started)

@@ -41,6 +41,7 @@ COMMON = [
     "--max-steps", "3", "--num-generations", "8", "--per-device-train-batch-size", "8",
     "--max-completion-length", "64", "--eval-limit", "0", "--lora-r", "16", "--gpu-memory-utilization", "0.25",
     "--set", "optim=adamw_8bit",
+    "--probe", "0",  # random weights: the probe would (rightly) stop the run for lack of signal
 ]
 
 
@@ -98,3 +99,20 @@ def test_auto_picks_trl_colocate_for_a_local_16bit_model_that_fits(model_05b):
     backend, why = choose_backend(RunConfig(model=model_05b, gpu_memory_utilization=0.25))
     assert backend.name == "trl" and "faster than Unsloth" in why
     assert choose_backend(RunConfig(model=model_05b, auto_prefers="memory"))[0].name == "unsloth"
+
+
+@pytest.mark.parametrize("backend", ["unsloth", "trl"])
+def test_dynamic_sampling_and_mismatch_correction_on_both_backends(model_05b, tmp_path, backend):
+    """The generation hook both backends share: tied groups dropped/refilled, truncated IS on, mismatch logged."""
+    if backend == "unsloth":
+        pytest.importorskip("unsloth")
+    args = ["--model", model_05b, "--backend", backend, *COMMON, "--dynamic-sampling", "--set", "dynamic_sampling_max_rounds=1"]
+    args += ["--fast-inference"] if backend == "unsloth" else ["--set", "use_vllm=true", "--set", "vllm_mode=colocate"]
+    info, out = _run_cli(args, tmp_path)
+    assert info["status"] == "finished" and info["global_step"] == 3
+    assert info["grpo_config"]["vllm_importance_sampling_correction"] is True
+    assert info["grpo_config"]["vllm_importance_sampling_mode"] == "token_truncate"
+    assert "mismatch correction: token_truncate" in out, out[-3000:]
+    history = [h for h in json.loads((tmp_path / "log_history.json").read_text()) if "loss" in h]
+    assert all("dynamic_sampling/dropped_groups" in h for h in history)
+    assert all("mismatch/logp_diff_mean" in h for h in history), history[-1]

@@ -11,7 +11,8 @@ from typing import Any
 
 from grpo_core.config.settings import RunConfig
 from grpo_core.runtime.hardware import cuda_available, import_unsloth_first
-from grpo_core.train.backends.base import Backend, LoadedPolicy, engine_fraction, target_modules
+from grpo_core.train import is_correction
+from grpo_core.train.backends.base import Backend, Echo, LoadedPolicy, engine_fraction, target_modules
 from grpo_core.train.backends.trl import colocate_is_the_faster_fit
 
 
@@ -78,6 +79,11 @@ class UnslothBackend(Backend):
         # Unsloth's own (offloaded) gradient checkpointing is on the model already; TRL must not add its own
         overrides = {"use_vllm": bool(cfg.fast_inference), "bf16": bf16, "fp16": not bf16, "gradient_checkpointing": False}
         return LoadedPolicy(self.name, model, tok, None, GRPOTrainer, overrides, "cuda")
+
+    def trainer_built(self, trainer: Any, cfg: RunConfig, echo: Echo) -> None:
+        # UnslothGRPOConfig defaults vllm_importance_sampling_correction to False; the run asked for its own setting
+        if is_correction.restore_on_trainer(trainer, trainer.args):
+            echo("mismatch correction: restored on Unsloth's trainer (its config had switched it off)")
 
 
 def _installed() -> bool:
