@@ -15,12 +15,20 @@ One engine serves ``grpo-core run`` (through :mod:`grpo_core.train.trl_glue`) an
 * turns an exception, a timeout or a non-number into ``None`` for that sample
   and counts it (``on_error="none"``), or into ``0.0`` (``"zero"``), or raises
   (``"raise"``); a result of the wrong length is an error naming the plugin;
-* keeps per-reward statistics (errors, timeouts, latency) for the logs.
+* keeps per-reward statistics (errors, timeouts, latency) for the logs;
+* collects what a reward reports about itself: a reward function may carry a
+  ``reward_metrics`` object with ``pop() -> dict[str, float]`` (numbers since
+  the last pop, logged as ``rewards/NAME/KEY``), ``totals() -> dict`` (since
+  the engine started: run.json's ``reward_metrics`` and ``grpo-core score``'s
+  report), ``reset()``, and optionally ``progress_keys`` (keys for the
+  progress line). In-process rewards only: a ``cpu_bound`` reward's counters
+  live in its worker processes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import pickle
 import sys
@@ -89,6 +97,15 @@ class BoundReward:
     name: str  # as selected (bare or qualified); the metric key
 
     @property
+    def reported(self) -> Any:
+        """The reward's own metrics object (its function's ``reward_metrics``), or None."""
+        func = self.spec.func
+        while isinstance(func, functools.partial):  # the options are bound with functools.partial
+            func = func.func
+        m = getattr(func, "reward_metrics", None)
+        return m if callable(getattr(m, "pop", None)) and callable(getattr(m, "totals", None)) else None
+
+    @property
     def timeout(self) -> float | None:
         if self.spec.timeout is not None:
             return self.spec.timeout
@@ -110,6 +127,7 @@ class RewardEngine:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned: set[str] = set()
+        self._reset_reported()  # a reward's own counters cover this engine's work
         for r in self.rewards:
             if r.spec.cpu_bound:
                 try:
@@ -386,6 +404,9 @@ class RewardEngine:
                 out[f"rewards/{name}/timeouts"] = float(st.timeouts)
                 out[f"rewards/{name}/none_frac"] = st.nones / max(1, st.samples)
                 out[f"rewards/{name}/latency_ms"] = 1000 * st.seconds / st.calls
+            for r in self.rewards:
+                if r.reported is not None:
+                    out.update({f"rewards/{r.name}/{k}": float(v) for k, v in r.reported.pop().items()})
             calls = max((st.calls for st in self._pending.values()), default=0)
             if calls:
                 out["engine/reward_ms"] = 1000 * self._reward_wall / calls
@@ -399,6 +420,21 @@ class RewardEngine:
             self.totals = {name: RewardStats() for name in self.totals}
             self._pending = {name: RewardStats() for name in self._pending}
             self._reward_wall = 0.0
+        self._reset_reported()
+
+    # --- what rewards report about themselves (``reward_metrics``) -------
+    def _reset_reported(self) -> None:
+        for r in self.rewards:
+            if r.reported is not None and callable(getattr(r.reported, "reset", None)):
+                r.reported.reset()
+
+    def reported_totals(self) -> dict[str, dict]:
+        """What each reward reported about itself since the engine started (run.json's ``reward_metrics``)."""
+        return {r.name: r.reported.totals() for r in self.rewards if r.reported is not None}
+
+    def progress_keys(self) -> dict[str, tuple[str, ...]]:
+        """Per reward, the self-reported keys it wants in the progress line."""
+        return {r.name: tuple(getattr(r.reported, "progress_keys", ())) for r in self.rewards if r.reported is not None}
 
     def close(self) -> None:
         if self._loop is not None:

@@ -21,8 +21,10 @@ def _fmt(v) -> str:
 class ProgressCallback(TrainerCallback):
     """One line per logging step: reward, reward std, per-reward means, clipped ratio."""
 
-    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5) -> None:
+    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5,
+                 reported_keys: dict[str, tuple[str, ...]] | None = None) -> None:
         self.names = reward_names
+        self.reported_keys = reported_keys or {}  # per reward, what it reports about itself (RewardEngine.progress_keys)
         self.stream = stream or sys.stdout
         self.patience = zero_variance_patience
         self._zero_streak = 0
@@ -54,6 +56,9 @@ class ProgressCallback(TrainerCallback):
             m = logs.get(f"rewards/{n}/mean")
             if m is not None:
                 parts.append(f"{n} {_fmt(m)}")
+            own = [(k, logs[f"rewards/{n}/{k}"]) for k in self.reported_keys.get(n, ()) if f"rewards/{n}/{k}" in logs]
+            if own:
+                parts.append(f"{n}: " + " ".join(f"{k} {v:g}" for k, v in own))
         clipped = logs.get("completions/clipped_ratio")
         if clipped is not None:
             parts.append(f"clipped {clipped:.2f}")

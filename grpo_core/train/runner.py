@@ -163,7 +163,8 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
     from grpo_core.train.phases import PhaseClock  # deferred: imports torch/trl at module top
     rewards = EngineRewardFuncs(engine)
     args = GRPOConfig(**grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
-    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience)
+    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience,
+                                reported_keys=engine.progress_keys())
     stop = GracefulStop()
     clock = PhaseClock(sync_cuda=cfg.profile).install()
     on_trl = backend == "trl"
@@ -224,6 +225,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, echo: Ca
         train_seconds=round(time.monotonic() - t_start, 1),
         warnings=pre.warnings + progress.warnings,
         reward_totals={k: vars(v) for k, v in engine.totals.items()},
+        reward_metrics=engine.reported_totals(),
     )
     if info.enabled:
         write_adapter_card(adapter_dir, info)
