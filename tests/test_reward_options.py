@@ -140,3 +140,112 @@ def test_options_reach_a_cpu_bound_reward_in_its_worker(grpo_register):
         assert engine.score(["abcdef", "a"]).values["capped_in_worker"] == [2.0, 1.0]  # the bound partial pickles
     finally:
         engine.close()
+
+
+class Counting:
+    """A reward_metrics object: the protocol the engine reads (pop, totals, reset, progress_keys)."""
+
+    progress_keys = ("calls",)
+
+    def __init__(self):
+        self.window = self.total = self.resets = 0
+
+    def record(self, n):
+        self.window += n
+        self.total += n
+
+    def pop(self):
+        out, self.window = ({"calls": float(self.window)} if self.window else {}), 0
+        return out
+
+    def totals(self):
+        return {"calls": float(self.total)}
+
+    def reset(self):
+        self.window = self.total = 0
+        self.resets += 1
+
+
+def counting_reward(completions, bonus=0.0, **kwargs):
+    counting_reward.reward_metrics.record(len(completions))
+    return [1.0 + bonus] * len(completions)
+
+
+@pytest.fixture
+def counting_plugin(grpo_register):
+    counting_reward.reward_metrics = Counting()
+
+    class CountingPlugin:
+        @staticmethod
+        @hookimpl
+        def register_rewards(register):
+            register(counting_reward, options={"bonus": 0.0})
+
+    grpo_register(CountingPlugin, name="counting_plugin")
+    return counting_reward.reward_metrics
+
+
+def test_a_reward_reports_its_own_metrics_through_its_bound_options(counting_plugin):
+    engine = RewardEngine.from_selection(RewardSelection.parse("counting_reward,xml", {"counting_reward": {"bonus": "1"}}))
+    assert counting_plugin.resets == 1  # the counters cover this engine's work
+    assert engine.score(["a", "b"]).values["counting_reward"] == [2.0, 2.0]  # found through the functools.partial
+    engine.reset_stats()  # e.g. after pre-flight's smoke test
+    engine.score(["a", "b", "c"])
+    logged = engine.pop_metrics()
+    assert logged["rewards/counting_reward/calls"] == 3.0
+    assert not any(k.startswith("rewards/xml/") and k.endswith("/calls") for k in logged)  # xml reports nothing
+    assert "rewards/counting_reward/calls" not in engine.pop_metrics()  # a window, not a running total
+    assert engine.reported_totals() == {"counting_reward": {"calls": 3.0}}
+    assert engine.progress_keys() == {"counting_reward": ("calls",)}
+
+
+def test_score_prints_what_a_reward_reports(invoke, counting_plugin, tmp_path):
+    comp = tmp_path / "c.jsonl"
+    comp.write_text("".join(json.dumps({"completion": t}) + "\n" for t in ("a", "b", "c")))
+    res = invoke("score", "--plugins", "counting_reward", "--completions", str(comp), "--batch-size", "2")
+    assert res.exit_code == 0, res.output
+    assert "counting_reward reports:\n  calls = 3" in res.output
+
+
+def test_progress_line_shows_the_reported_keys():
+    import io
+    from types import SimpleNamespace
+
+    from grpo_core.train.callbacks import ProgressCallback
+
+    stream = io.StringIO()
+    cb = ProgressCallback(["judge"], stream=stream, reported_keys={"judge": ("calls", "abstained")})
+    state = SimpleNamespace(is_world_process_zero=True, global_step=1, max_steps=2)
+    cb.on_log(None, state, None, logs={"reward": 0.5, "rewards/judge/mean": 0.5, "rewards/judge/calls": 16.0,
+                                       "rewards/judge/abstained": 2.0})
+    assert "| judge 0.500 | judge: calls 16 abstained 2 |" in stream.getvalue()
+
+
+def timed_counting_reward(completions, bonus=0.0, **kwargs):
+    timed_counting_reward.reward_metrics.record(len(completions))
+    return [1.0 + bonus] * len(completions)
+
+
+timed_counting_reward.reward_metrics = Counting()  # at import, so the worker process has its own copy
+
+
+def test_a_reward_that_runs_in_a_worker_reports_nothing_rather_than_zeros(grpo_register):
+    """A sync reward that declares timeout= runs in a worker process: its counters move there, so the
+    engine ignores this process's copy instead of logging zeros."""
+    class TimedPlugin:
+        @staticmethod
+        @hookimpl
+        def register_rewards(register):
+            register(timed_counting_reward, timeout=20.0, options={"bonus": 0.0})
+
+    grpo_register(TimedPlugin, name="timed_counting_plugin")
+    engine = RewardEngine.from_selection(RewardSelection.parse("timed_counting_reward", {}))
+    try:
+        assert engine.rewards[0].in_process
+        assert engine.score(["a", "b"]).values["timed_counting_reward"] == [1.0, 1.0]  # counted in the worker
+        assert timed_counting_reward.reward_metrics.total == 0  # this process's copy never moved
+        assert engine.reported_totals() == {}
+        assert engine.progress_keys() == {}
+        assert not any(k.endswith("/calls") for k in engine.pop_metrics())
+    finally:
+        engine.close()

@@ -397,6 +397,9 @@ class FakeEngine:
     def close(self):
         self.closed = True
 
+    def reported_totals(self):
+        return {"judge": {"calls": 4.0}}
+
 
 def _training(trainer, stop=None):
     return run_phases.Training(trainer, FakeProgress(), stop or FakeSwitch(), FakeSwitch(), max_steps=3)
@@ -428,6 +431,7 @@ def test_save_evaluate_after_and_report(setup, capsys):
     assert trainer.saved == [str(adapter_dir)] and (adapter_dir / "tokenizer.json").is_file() and (adapter_dir / "README.md").is_file()
     assert json.loads((setup.out_dir / "log_history.json").read_text()) == [{"loss": 0.1}]
     assert info.data["status"] == "interrupted" and info.data["warnings"] == ["short data", "slow"]
+    assert info.data["reward_metrics"] == {"judge": {"calls": 4.0}}  # what the rewards reported about themselves
 
     class Plan:
         ran: list = []

@@ -30,7 +30,15 @@ and ``grpo-core score`` (:mod:`grpo_core.rewards.scoring`), so the two cannot di
   timeouts a reward is disabled for the run (its samples score ``None``), with
   a loud warning that the run records;
 * keeps per-reward statistics (errors by kind, timeouts, latency) for the logs
-  and the report.
+  and the report;
+* collects what a reward reports about itself: a reward function may carry a
+  ``reward_metrics`` object with ``pop() -> dict[str, float]`` (numbers since
+  the last pop, logged as ``rewards/NAME/KEY``), ``totals() -> dict`` (since
+  the engine started: run.json's ``reward_metrics`` and ``grpo-core score``'s
+  report), ``reset()``, and optionally ``progress_keys`` (keys for the
+  progress line). Rewards that run in this process only: the counters of a
+  reward that runs in a worker process (``cpu_bound``, or a sync reward that
+  declares a ``timeout``) live in that worker and never reach the engine.
 
 Ctrl-C while a batch is scored stops it at once: busy workers are killed, a
 reward thread is interrupted, and ``KeyboardInterrupt`` propagates.
@@ -40,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import math
 import numbers
 import os
@@ -144,6 +153,21 @@ class BoundReward:
         return self.spec.cpu_bound or self.moved or (self.spec.timeout is not None and not self.spec.is_async)
 
     @property
+    def reported(self) -> Any:
+        """The reward's own metrics object (its function's ``reward_metrics``), or None.
+
+        None as well for a reward that runs in a worker process from the start
+        (``cpu_bound``, or sync with a declared ``timeout``): its counters move in
+        the worker, and this process's copy would only ever report zeros."""
+        if self.spec.cpu_bound or (self.spec.timeout is not None and not self.spec.is_async):
+            return None
+        func = self.spec.func
+        while isinstance(func, functools.partial):  # the options are bound with functools.partial
+            func = func.func
+        m = getattr(func, "reward_metrics", None)
+        return m if callable(getattr(m, "pop", None)) and callable(getattr(m, "totals", None)) else None
+
+    @property
     def timeout(self) -> float:
         if self.spec.timeout is not None:
             return self.spec.timeout
@@ -189,6 +213,7 @@ class RewardEngine:
         self.notify: Callable[[str], None] = _print_notice  #: where "waiting on reward X" and warnings go
         self.notice_every = NOTICE_EVERY_S
         self.stop_grace = STOP_GRACE_S
+        self._reset_reported()  # a reward's own counters cover this engine's work
         for r in self.rewards:
             if r.in_process:
                 try:
@@ -669,6 +694,9 @@ class RewardEngine:
                 out[f"rewards/{name}/timeouts"] = float(st.timeouts + st.disabled)
                 out[f"rewards/{name}/none_frac"] = st.nones / max(1, st.samples)
                 out[f"rewards/{name}/latency_ms"] = 1000 * st.seconds / st.calls
+            for r in self.rewards:
+                if r.reported is not None:
+                    out.update({f"rewards/{r.name}/{k}": float(v) for k, v in r.reported.pop().items()})
             calls = max((st.calls for st in self._pending.values()), default=0)
             if calls:
                 out["engine/reward_ms"] = 1000 * self._reward_wall / calls
@@ -693,6 +721,21 @@ class RewardEngine:
             self.totals = {name: RewardStats() for name in self.totals}
             self._pending = {name: RewardStats() for name in self._pending}
             self._reward_wall = 0.0
+        self._reset_reported()
+
+    # --- what rewards report about themselves (``reward_metrics``) -------
+    def _reset_reported(self) -> None:
+        for r in self.rewards:
+            if r.reported is not None and callable(getattr(r.reported, "reset", None)):
+                r.reported.reset()
+
+    def reported_totals(self) -> dict[str, dict]:
+        """What each reward reported about itself since the engine started (run.json's ``reward_metrics``)."""
+        return {r.name: r.reported.totals() for r in self.rewards if r.reported is not None}
+
+    def progress_keys(self) -> dict[str, tuple[str, ...]]:
+        """Per reward, the self-reported keys it wants in the progress line."""
+        return {r.name: tuple(getattr(r.reported, "progress_keys", ())) for r in self.rewards if r.reported is not None}
 
     def close(self) -> None:
         if self._loop is not None:

@@ -364,10 +364,21 @@ def format_report(report: ScoreReport) -> str:
     lines = [[v, str(d["n"]), _fmt(d["mean"]), _fmt(d["min"]), _fmt(d["max"]), f"{d['none']:.0%}"] for v, d in summary["total"].items()]
     weights = " + ".join(f"{r.weight:g}*{r.name}" for r in report.engine.rewards)
     blocks.append(_table(f"total  ({weights}; None rewards skipped)", cols, lines))
+    for name, totals in report.engine.reported_totals().items():
+        if totals:
+            blocks.append(f"{name} reports:\n" + "\n".join(f"  {k} = {_reported(v)}" for k, v in totals.items()))
     if report.metrics:
         blocks.append("metrics logged with log_metric (mean):\n" + "\n".join(
             f"  {k} = {sum(v) / len(v):.4g}" for k, v in sorted(report.metrics.items())))
     return "\n\n".join(blocks)
+
+
+def _reported(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_reported(v)}" for k, v in value.items()) or "-"
+    return str(value)
 
 
 def _table(title: str, cols: list[str], lines: list[list[str]]) -> str:

@@ -26,10 +26,14 @@ class ProgressCallback(TrainerCallback):
     Given the reward ``engine``, it also prints the engine's notices on the
     progress stream ("waiting on reward X for 30 s", a reward disabled by the
     circuit breaker), and its :attr:`warnings` include the engine's: rewards
-    moved or disabled, and each reward that failed on some samples."""
+    moved or disabled, and each reward that failed on some samples.
+    ``reported_keys`` names, per reward, the self-reported numbers to show
+    (:meth:`RewardEngine.progress_keys`)."""
 
-    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5, engine=None) -> None:
+    def __init__(self, reward_names: list[str], stream=None, zero_variance_patience: int = 5, engine=None,
+                 reported_keys: dict[str, tuple[str, ...]] | None = None) -> None:
         self.names = reward_names
+        self.reported_keys = reported_keys or {}  # per reward, what it reports about itself (RewardEngine.progress_keys)
         self.stream = stream or sys.stdout
         self.patience = zero_variance_patience
         self._zero_streak = 0
@@ -76,6 +80,9 @@ class ProgressCallback(TrainerCallback):
             m = logs.get(f"rewards/{n}/mean")
             if m is not None:
                 parts.append(f"{n} {_fmt(m)}")
+            own = [(k, logs[f"rewards/{n}/{k}"]) for k in self.reported_keys.get(n, ()) if f"rewards/{n}/{k}" in logs]
+            if own:
+                parts.append(f"{n}: " + " ".join(f"{k} {v:g}" for k, v in own))
         dropped = logs.get("dynamic_sampling/dropped_groups")
         if dropped is not None:
             parts.append(f"tied groups dropped {dropped:.1f}, refilled {logs.get('dynamic_sampling/refilled_groups', 0.0):.1f}")

@@ -271,7 +271,8 @@ def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config
     cfg, backend, echo = setup.cfg, setup.backend, setup.echo
     reward_funcs = EngineRewardFuncs(engine)
     args = GRPOConfig(**prepared.grpo_kwargs, reward_weights=[r.weight for r in engine.rewards])
-    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience, engine=engine)
+    progress = ProgressCallback(engine.names, zero_variance_patience=cfg.zero_variance_patience, engine=engine,
+                                reported_keys=engine.progress_keys())
     stop = GracefulStop()
     clock = PhaseClock(sync_cuda=cfg.profile).install()
     callbacks = [progress, stop, clock, *backend.callbacks(cfg, echo), *extra_callbacks]
@@ -342,6 +343,7 @@ def save(setup: RunSetup, training: Training, policy: LoadedPolicy, prepared: Pr
         warnings=prepared.report.warnings + training.progress.warnings,
         diagnosis=[vars(f) for f in training.progress.diagnosis.findings],
         reward_totals={k: vars(v) for k, v in engine.totals.items()},
+        reward_metrics=engine.reported_totals(),
     )
     if info.enabled:
         write_adapter_card(adapter_dir, info)
