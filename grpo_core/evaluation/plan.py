@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from grpo_core.evaluation.engines import evaluate_model
 from grpo_core.kit.datasets import parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset, get_verifier
+
+
+@dataclass
+class RecordedResult:
+    """A stage evaluated by an earlier process of a resumed run: its metrics from run.json, no completions."""
+
+    metrics: dict[str, Any]
+    problems: list[dict] = field(default_factory=list)
 
 
 class EvalPlan:
@@ -44,6 +53,14 @@ class EvalPlan:
         self.echo(f"  {stage}: accuracy {m['accuracy']:.1%}, format {m['format_rate']:.1%}, no answer {m['no_answer_rate']:.1%}")
         self.results[stage] = res
         return m
+
+    def restore(self, summary: dict[str, Any] | None) -> None:
+        """Take back the stages run.json recorded for this split (a resumed run keeps its "before")."""
+        if not summary or summary.get("dataset") != self.spec:
+            return
+        for stage in ("before", "after"):
+            if stage in summary and stage not in self.results:
+                self.results[stage] = RecordedResult(summary[stage])
 
     def summary(self) -> dict:
         out: dict[str, Any] = {"dataset": self.spec}
