@@ -77,11 +77,11 @@ def check_lengths(dataset, tokenizer, max_prompt_length: int | None, policy: str
         return dataset
     msg = f"{len(over)} of {len(lengths)} prompts are longer than max_prompt_length={max_prompt_length} tokens"
     if policy == "error":
-        raise PreflightError(msg + "; raise --max-prompt-length, or pass --overlong-prompts drop|truncate.")
+        raise PreflightError(msg + "; raise it (--set max_prompt_length=N), or pass --set overlong_prompts=drop (or truncate).")
     if policy == "drop":
         keep = sorted(set(range(len(lengths))) - set(over))
         if not keep:
-            raise PreflightError(msg + " (all of them); raise --max-prompt-length.")
+            raise PreflightError(msg + " (all of them); raise it with --set max_prompt_length=N.")
         report.warn(msg + "; dropped.")
         return dataset.select(keep)
     # truncate: shorten the last user message, keeping the system prompt and the question's end
@@ -152,7 +152,7 @@ def check_enough_rows(rows: int, batch: dict) -> None:
     if rows < need:
         raise PreflightError(
             f"{rows} training row(s) left (after the overlong-prompt policy), but each generation round takes {need} distinct prompts, "
-            "so not a single step would run. Use more rows (--limit), raise --max-prompt-length or pass --overlong-prompts truncate, "
+            "so not a single step would run. Use more rows (--limit), raise --set max_prompt_length=N or pass --set overlong_prompts=truncate, "
             "or lower per_device_train_batch_size / steps_per_generation."
         )
 
@@ -209,7 +209,7 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
         max_len = -(-(needed_len + 64) // 128) * 128  # a margin for tokens a trainer adds, in whole blocks
     elif needed_len > max_len:
         report.warn(f"the longest prompt ({longest} tokens) plus max_completion_length comes to {needed_len} tokens, more than the "
-                    f"engine's {max_len}; raise --max-seq-length or lower --max-prompt-length.")
+                    f"engine's {max_len}; raise --set max_seq_length=N or lower --set max_prompt_length=N.")
     auto = setup.fraction == "auto"
     facts: dict[str, Any] = {"max_model_len": max_len, "fraction": setup.fraction, "fraction_auto": auto,
                              "gpu_total_gib": round(setup.total_bytes / memory_plan.GIB, 1)}
