@@ -144,10 +144,12 @@ def data(setup: RunSetup) -> TrainingData:
 def preflight(setup: RunSetup, training_data: TrainingData, engine: RewardEngine,
               extra_checks: Sequence[PreflightCheck] = ()) -> Prepared:
     """Everything that can fail before the model loads, on the tokenizer alone; sizes the backend's vLLM engine."""
-    from transformers import AutoTokenizer  # deferred: heavy (transformers)
+    from transformers import AutoConfig, AutoTokenizer  # deferred: heavy (transformers)
 
     cfg, backend = setup.cfg, setup.backend
     tokenizer = AutoTokenizer.from_pretrained(setup.model_path)
+    model_config = AutoConfig.from_pretrained(setup.model_path)
+    max_positions = getattr(model_config.get_text_config(), "max_position_embeddings", None)
     apply_template(tokenizer, cfg.chat_template)
     grpo_kwargs = {**default_grpo_kwargs(cfg), **cfg.grpo}
     if setup.world_size > 1:
@@ -157,7 +159,7 @@ def preflight(setup: RunSetup, training_data: TrainingData, engine: RewardEngine
     setup.echo("pre-flight:")
     vllm_setup = backend.vllm_setup(cfg, setup.model_path, grpo_kwargs)
     dataset, report = checks.run_all(training_data.dataset, tokenizer, engine, cfg, grpo_kwargs, setup.world_size,
-                                     echo=setup.echo, vllm=vllm_setup, extra_checks=extra_checks)
+                                     echo=setup.echo, vllm=vllm_setup, extra_checks=extra_checks, max_positions=max_positions)
     if vllm_setup is not None and cfg.gpu_memory_utilization == AUTO_FRACTION:
         # the number pre-flight chose is the one every later reader sees: the backend, run.json
         cfg = dataclasses.replace(cfg, gpu_memory_utilization=report.facts["vllm_memory"]["fraction"])
