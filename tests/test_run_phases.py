@@ -202,7 +202,8 @@ def test_rewards_and_data(setup, echoed):
     assert engine.names == ["xml", "soft_format"]
     data = run_phases.data(setup)
     assert data.name == "arithmetic" and len(data.dataset) == 16 and "prompt" in data.dataset.column_names
-    assert echoed[-2].startswith("rewards: xml×1") and echoed[-1].startswith("dataset: arithmetic:train (16 rows")
+    assert echoed[-3].startswith("rewards: xml×1") and echoed[-2].startswith("dataset: arithmetic:train (16 rows")
+    assert echoed[-1] == "evaluation: off (eval_limit 0)"
 
 
 def test_data_refuses_an_empty_split(grpo_register, tmp_path, monkeypatch):

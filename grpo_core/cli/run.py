@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
 from grpo_core.config.presets import DEFAULT_PRESET
-from grpo_core.config.settings import build_config, fraction_or_auto
+from grpo_core.config.settings import build_config, fraction_or_auto, load_yaml
 from grpo_core.errors import ConfigError
 from grpo_core.plugins import load_plugin_file
 from grpo_core.run_folder import check_output_dir
@@ -126,6 +127,9 @@ def run(preset, config_file, plugin_files, sets, resume, overwrite, dry_run, **f
         if not preset and not config_file and "model" not in updates:
             preset = DEFAULT_PRESET
         cfg = build_config(preset=preset, config_file=config_file, flags=updates, sets=list(sets))
+        if _given("dataset", updates, sets, config_file) and not _given("eval_dataset", updates, sets, config_file):
+            # a preset's held-out split belongs to the preset's dataset: evaluate on the chosen dataset's own
+            cfg = dataclasses.replace(cfg, eval_dataset=None)
     # validate the reward selection first: exit 2 before anything heavy loads
     resolve(parse_selection(cfg.plugins))
 
@@ -138,3 +142,10 @@ def run(preset, config_file, plugin_files, sets, resume, overwrite, dry_run, **f
         click.echo(f"grpo-core: the run was {info['status']} at step {info.get('global_step')} (exit {EXIT_INTERRUPTED}); "
                    f"continue it with: grpo-core run --output-dir {cfg.output_dir} --resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _given(key: str, flags: dict, sets: tuple[str, ...], config_file: str | None) -> bool:
+    """Whether the user set ``key`` (a flag, ``--set`` or the config file), rather than a preset."""
+    return (key in flags or any(s.partition("=")[0].strip() == key for s in sets)
+            or bool(config_file and key in load_yaml(config_file)))
+

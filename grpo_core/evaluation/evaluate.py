@@ -59,7 +59,7 @@ def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_ob
         raise ConfigError("--compare-base needs --adapter: it compares the base model with the trained one.")
     base = trained.base if trained else req.model
     if trained is None:
-        base = resolve_model(req.model)
+        base = resolve_model(req.model, check_hub=engine_obj is None)  # an injected engine loads nothing
 
     name, split = parse_dataset_spec(req.dataset)
     adapter = get_dataset(name)

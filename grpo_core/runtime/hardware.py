@@ -13,8 +13,12 @@ from grpo_core.errors import ConfigError
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
 
 
-def resolve_model(model: str | None) -> str:
-    """The model to load: the bundled tiny reasoner when none is given, a local folder, or a hub id."""
+def resolve_model(model: str | None, *, check_hub: bool = True) -> str:
+    """The model to load: the bundled tiny reasoner when none is given, a local folder, or a hub id.
+
+    A hub id that is not in the local cache while the hub cannot be reached (offline, or no network) is
+    refused at once: most often it is a mistyped local path (``runs/my-modl``). ``check_hub=False`` skips
+    that, for a caller that only names the model (an injected evaluation engine)."""
     if model is None:
         if not (BUNDLED_MODEL / "config.json").is_file():
             raise ConfigError(f"the bundled tiny model is missing at {BUNDLED_MODEL}; reinstall grpo-core or pass --model.")
@@ -26,7 +30,7 @@ def resolve_model(model: str | None) -> str:
         return str(p)
     if model.count("/") != 1 or model.startswith((".", "/")):
         raise ConfigError(f"model {model!r} is neither a local folder nor a hub id (owner/name).")
-    if not in_hub_cache(model) and (hub_offline() or not hub_reachable()):
+    if check_hub and not in_hub_cache(model) and (hub_offline() or not hub_reachable()):
         # shaped like owner/name, but the hub cannot be asked: a typo'd local path is the likely cause,
         # and transformers would retry the hub for a minute before its traceback
         near = f" ({str(p.parent)!r} exists: a typo in the folder name?)" if p.parent.is_dir() else ""

@@ -138,6 +138,7 @@ def data(setup: RunSetup) -> TrainingData:
     if len(dataset) == 0:
         raise PreflightError(f"dataset {cfg.dataset!r} loaded no rows.")
     setup.echo(f"dataset: {name}:{split or adapter.splits[0]} ({len(dataset)} rows, verifier {adapter.verifier!r})")
+    setup.echo(EvalPlan.target(cfg, adapter, name)[2])
     return TrainingData(adapter, name, dataset)
 
 
