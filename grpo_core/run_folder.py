@@ -212,8 +212,10 @@ class RunInfo:
             "host": socket.gethostname(),
         }
         if resumed:
-            self.data["resumes"] = [*previous.get("resumes", []),
-                                    {"at": _now(), "from_step": previous.get("global_step"), "previous_status": effective_status(previous)}]
+            resume = {"at": _now(), "from_step": previous.get("global_step"), "previous_status": effective_status(previous)}
+            if "error" in previous:  # the error belongs to the process that failed, not to the resumed run
+                resume["previous_error"] = self.data.pop("error")
+            self.data["resumes"] = [*previous.get("resumes", []), resume]
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)

@@ -254,3 +254,11 @@ def test_a_partly_written_checkpoint_is_not_resumed(tmp_path):
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     (tmp_path / "checkpoint-4").mkdir()
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+
+
+def test_a_resumed_failed_run_moves_the_old_error_into_its_resume_record(tmp_path):
+    _finished_run(tmp_path, status="failed", error="RuntimeError: out of memory", global_step=6)
+    info = RunInfo(tmp_path, resumed=True)
+    assert "error" not in info.data
+    assert info.data["resumes"][-1]["previous_status"] == "failed"
+    assert info.data["resumes"][-1]["previous_error"] == "RuntimeError: out of memory"

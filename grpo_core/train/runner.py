@@ -25,7 +25,8 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, overwrit
     started = time.monotonic()
     if not is_main_process():
         echo = _silent  # every rank runs this function; one of them talks
-    check_output_dir(cfg.output_dir, resume=resume, overwrite=overwrite and is_main_process(), dry_run=dry_run)
+    if is_main_process():  # the other ranks would find the folder rank 0 has begun to write
+        check_output_dir(cfg.output_dir, resume=resume, overwrite=overwrite, dry_run=dry_run)
     if resume:
         say_what_is_resumed(cfg.output_dir, echo)
     setup = phase.set_up(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")), resume=resume, echo=echo)
