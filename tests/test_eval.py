@@ -259,3 +259,16 @@ def test_aime_math500_gsm8k_work_through_their_adapters(plugin_state, tmp_path, 
     assert good["verifier"] == get_dataset(name).verifier
     assert good["results"]["base"]["accuracy"] == 1.0 and good["results"]["base"]["format_rate"] == 1.0
     assert bad["results"]["base"]["accuracy"] == 0.0 and bad["results"]["base"]["wrong_rate"] == 1.0
+
+
+def test_eval_does_not_overwrite_its_default_output_file(toy, tmp_path, tiny_run, monkeypatch):
+    """Without --out, a second evaluation writes a numbered file and says so; the first one's results stay."""
+    monkeypatch.chdir(tmp_path)
+    req = dict(dataset="toy:test", adapter=str(tiny_run), limit=2)
+    run_eval(EvalRequest(**req), echo=lambda s: None, engine_obj=ScriptedEngine())
+    first = (tmp_path / "eval-toy-test.jsonl").read_text()
+    lines: list[str] = []
+    summary = run_eval(EvalRequest(**{**req, "limit": 3}), echo=lines.append, engine_obj=ScriptedEngine())
+    assert (tmp_path / "eval-toy-test.jsonl").read_text() == first
+    assert summary["out"] == "eval-toy-test-2.jsonl" and len((tmp_path / "eval-toy-test-2.jsonl").read_text().splitlines()) == 3
+    assert any("eval-toy-test.jsonl exists (an earlier evaluation); writing eval-toy-test-2.jsonl instead" in ln for ln in lines)
