@@ -14,6 +14,8 @@ class GrpoCoreError(Exception):
 
 #: the kinds of names that plugins register (an unknown one may mean a plugin is not installed)
 PLUGIN_KINDS = ("reward", "verifier", "dataset")
+#: kinds with a listing command (`grpo-core rewards`, ..., `grpo-core presets`)
+LISTED_KINDS = (*PLUGIN_KINDS, "preset")
 
 
 class UnknownNameError(GrpoCoreError, KeyError):
@@ -26,7 +28,8 @@ class UnknownNameError(GrpoCoreError, KeyError):
         msg += f" Available {kind}s: {', '.join(available) if available else '(none installed)'}."
         if kind in PLUGIN_KINDS:
             msg += " If a plugin provides it, `pip install` that plugin (or check GRPO_CORE_LOAD_PLUGINS)."
-        msg += f" Run `grpo-core {kind}s` to list them with their plugins."
+        if kind in LISTED_KINDS:
+            msg += f" Run `grpo-core {kind}s` to list them{' with their plugins' if kind in PLUGIN_KINDS else ''}."
         super().__init__(msg)
         self.kind, self.name, self.available, self.close = kind, name, available, close
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +49,11 @@ class Trained:
     @property
     def system_prompt(self) -> str | None:
         return (self.run.get("config") or {}).get("system_prompt")
+
+    @property
+    def status(self) -> str | None:
+        """The run's status as recorded, ``died`` when its process is gone while run.json says it runs."""
+        return effective_status(self.run)
 
 
 def _read_json(p: Path) -> dict:
@@ -176,20 +183,40 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-class RunInfo:
-    """run.json. Under ``accelerate launch`` only the main process (RANK 0) writes files."""
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
-    def __init__(self, output_dir: Path) -> None:
-        self.enabled = is_main_process()
-        self.path = Path(output_dir) / "run.json"
+
+class RunInfo:
+    """run.json. Under ``accelerate launch`` only the main process (RANK 0) writes files.
+
+    It records the writing process (``pid``, ``host``), so that a reader can tell a run that is still
+    going from one whose process died (:func:`effective_status`). ``resumed=True`` keeps everything the
+    folder's run.json already holds (``started``, evaluations, warnings) and appends this resume to its
+    ``resumes`` list. ``filename`` lets a dry run write ``preflight.json`` instead; ``enabled=False``
+    writes nothing at all.
+    """
+
+    def __init__(self, output_dir: Path, *, resumed: bool = False, filename: str = "run.json", enabled: bool = True) -> None:
+        self.enabled = enabled and is_main_process()
+        self.path = Path(output_dir) / filename
+        previous = read_run_json(Path(output_dir)) if resumed else {}
         self.data: dict[str, Any] = {
+            **previous,
             "status": "starting",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "started": previous.get("started") or _now(),
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "libraries": library_versions(),
             "git_revision": git_revision(),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
         }
+        if resumed:
+            resume = {"at": _now(), "from_step": previous.get("global_step"), "previous_status": effective_status(previous)}
+            if "error" in previous:  # the error belongs to the process that failed, not to the resumed run
+                resume["previous_error"] = self.data.pop("error")
+            self.data["resumes"] = [*previous.get("resumes", []), resume]
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)
@@ -207,9 +234,178 @@ class RunInfo:
         return model_card_section(self.data)
 
 
+def run_model_card(run: dict[str, Any]) -> str:
+    """grpo-core's model card of a run, from its run.json: what was trained, how, how well, how to use it."""
+    ds = run.get("dataset") or {}
+    evaluation = run.get("evaluation") or {}
+    lines = [
+        "---",
+        f"base_model: {run.get('model')}",
+        "library_name: peft" if (run.get("config") or {}).get("full_finetune") is not True else "library_name: transformers",
+        "tags: [grpo, grpo-core]",
+        "---",
+        "",
+        f"# GRPO adapter for `{run.get('model')}`",
+        "",
+        f"Trained by grpo-core with GRPO on `{ds.get('spec')}` ({ds.get('rows')} rows) for {run.get('global_step')} steps "
+        f"({run.get('status')}), {run.get('backend')} backend.",
+    ]
+    accuracy = {stage: evaluation[stage]["accuracy"] for stage in ("before", "after")
+                if isinstance(evaluation.get(stage), dict) and isinstance(evaluation[stage].get("accuracy"), (int, float))}
+    if accuracy:
+        lines += ["", f"Held-out evaluation on `{evaluation.get('dataset')}` (greedy):", "", "| | accuracy |", "|---|---|"]
+        lines += [f"| {stage} | {value:.1%} |" for stage, value in accuracy.items()]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "grpo-core eval RUN_FOLDER        # accuracy on a held-out split",
+        "grpo-core export RUN_FOLDER      # merged weights, GGUF, or the hub",
+        "```",
+    ]
+    return "\n".join(lines) + "\n" + model_card_section(run)
+
+
 def write_adapter_card(adapter_dir: Path, info: RunInfo) -> None:
-    """Append the provenance section to the adapter's README and copy run.json beside it."""
-    readme = adapter_dir / "README.md"
-    text = readme.read_text() if readme.exists() else "# grpo-core adapter\n"
-    readme.write_text(text.rstrip() + "\n" + info.model_card_section())
+    """grpo-core's model card (from run.json) in the adapter folder and the run folder, and run.json beside it.
+
+    The cards replace what the libraries wrote there (PEFT's and TRL's templates), which know neither the
+    base model nor the run."""
+    card = run_model_card(info.data)
+    (adapter_dir / "README.md").write_text(card)
+    (info.path.parent / "README.md").write_text(card)
     (adapter_dir / "run.json").write_text(info.path.read_text())
+
+
+#: statuses a run.json holds while its process works on it; read with :func:`effective_status`
+LIVE_STATUSES = ("starting", "loading", "running")
+#: what ``run`` writes into a run folder (``--overwrite`` clears these, and nothing else)
+RUN_FILES = ("run.json", "report.md", "rewards.png", "log_history.json", "eval.jsonl", "preflight.json", "README.md")
+RUN_FOLDERS = ("adapter", "sft")
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    """The folder's run.json, or ``{}`` when it has none."""
+    p = Path(run_dir) / "run.json"
+    return _read_json(p) if p.is_file() else {}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def effective_status(run: dict[str, Any]) -> str | None:
+    """run.json's status as a reader should take it: ``died`` when it says the run is live but the
+    process that wrote it (``pid`` on this ``host``) no longer exists."""
+    status = run.get("status")
+    if status in LIVE_STATUSES and run.get("host") == socket.gethostname() and isinstance(run.get("pid"), int):
+        if not _process_alive(run["pid"]):
+            return "died"
+    return status
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder a ``run`` wrote: run.json, an adapter or a trainer checkpoint."""
+    p = Path(path)
+    return (p / "run.json").is_file() or (p / "adapter").is_dir() or any(p.glob("checkpoint-*"))
+
+
+def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False, dry_run: bool = False) -> Path:
+    """Refuse an output folder that would lose or mix results, before anything else runs.
+
+    A file, or a path under a file, is refused. ``resume`` needs a run folder; a plain run needs a new
+    or empty folder, or ``overwrite`` (which clears the run's files: :func:`clear_run_files`). A dry run
+    writes nothing into an existing run, so it passes any folder.
+    """
+    p = Path(path).expanduser()
+    for candidate in (p, *p.parents):
+        if candidate.exists() and not candidate.is_dir():
+            where = "is a file" if candidate == p else f"lies under {str(candidate)!r}, which is a file"
+            raise ConfigError(f"--output-dir {str(p)!r} {where}; pass a folder (a new one for a new run).")
+    if resume:
+        if overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other: --resume continues the run in --output-dir, --overwrite clears it.")
+        if not is_run_folder(p):
+            raise ConfigError(f"--resume: {str(p)!r} holds no run (no run.json and no checkpoint); run without --resume to start one.")
+        return p
+    if dry_run or not p.exists() or not any(p.iterdir()):
+        return p
+    if not is_run_folder(p):
+        if set(f.name for f in p.iterdir()) <= {"preflight.json"}:
+            return p  # only a dry run's record
+        raise ConfigError(f"--output-dir {str(p)!r} is not empty and is not a run folder; pass a new or empty folder.")
+    if overwrite:
+        clear_run_files(p)
+        return p
+    status = effective_status(read_run_json(p)) or "unfinished, no run.json"
+    raise ConfigError(
+        f"--output-dir {str(p)!r} already holds a run ({status}). Continue it with --resume, "
+        "or start again with --overwrite (which deletes its run.json, adapter, checkpoints and report first), "
+        "or pass another --output-dir."
+    )
+
+
+def clear_run_files(run_dir: Path) -> list[str]:
+    """Delete what ``run`` writes into ``run_dir`` (run files, adapter/, checkpoints); other files stay."""
+    p = Path(run_dir)
+    removed = []
+    for child in sorted(p.iterdir()):
+        if child.is_dir() and (child.name in RUN_FOLDERS or child.name.startswith("checkpoint-")):
+            shutil.rmtree(child)
+        elif child.is_file() and (child.name in RUN_FILES or child.name.startswith("trace-step-")):
+            child.unlink()
+        else:
+            continue
+        removed.append(child.name)
+    return removed
+
+
+def list_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Every run folder under ``root`` (``root`` itself included): path, status (``died`` read as such), steps, accuracy."""
+    root = Path(root)
+    folders = sorted({p.parent for p in root.rglob("run.json") if p.parent.name != "adapter"})
+    out = []
+    for folder in folders:
+        try:
+            run = read_run_json(folder)
+        except ConfigError as exc:
+            out.append({"path": str(folder), "status": "unreadable", "error": str(exc)})
+            continue
+        evaluation = run.get("evaluation") or {}
+        out.append({
+            "path": str(folder),
+            "status": effective_status(run),
+            "steps": run.get("global_step"),
+            "max_steps": (run.get("grpo_config") or {}).get("max_steps"),
+            "accuracy_before": (evaluation.get("before") or {}).get("accuracy"),
+            "accuracy_after": (evaluation.get("after") or {}).get("accuracy"),
+            "started": run.get("started"),
+            "error": run.get("error"),
+        })
+    return out
+
+
+def last_checkpoint(run_dir: str | Path) -> str | None:
+    """The newest complete trainer checkpoint (``checkpoint-N`` whose trainer_state.json, written last, reads
+    back): a process killed while saving leaves a partial folder, which ``--resume`` must not pick."""
+    p = Path(run_dir)
+    if not p.is_dir():
+        return None
+    steps = []
+    for child in p.glob("checkpoint-*"):
+        step = child.name.removeprefix("checkpoint-")
+        if not (step.isdigit() and child.is_dir()):
+            continue
+        try:
+            json.loads((child / "trainer_state.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        steps.append(int(step))
+    return str(p / f"checkpoint-{max(steps)}") if steps else None

@@ -192,7 +192,7 @@ def test_the_default_run_needs_no_plugin(tmp_path):
     """`grpo-core run` with no arguments, with no plugin distribution loaded: pre-flight passes on the built-ins."""
     res = run_cli("run", "--dry-run", "--output-dir", str(tmp_path / "run"), env={"GRPO_CORE_LOAD_PLUGINS": ""}, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    info = json.loads((tmp_path / "run" / "preflight.json").read_text())  # a dry run's record; run.json is a run's
     assert info["status"] == "dry-run"
     assert [(r["name"], r["distribution"]) for r in info["rewards"]] == [
         ("xml", "grpo-core"), ("soft_format", "grpo-core"), ("strict_format", "grpo-core"), ("arithmetic_correctness", "grpo-core"),

@@ -84,7 +84,8 @@ def test_plugins_json_shape(invoke, grpo_register):
     }
     assert json.loads(invoke("plugins", "--hook", "register_datasets").stdout)["plugins"] == []
     allp = json.loads(invoke("plugins", "--all").stdout)["plugins"]
-    assert {p["name"] for p in allp} == {"inproc", "grpo_core.default_plugins.format_rewards", "grpo_core.default_plugins.arithmetic"}
+    assert {p["name"] for p in allp} == {"inproc", "grpo_core.default_plugins.format_rewards", "grpo_core.default_plugins.arithmetic",
+                                         "grpo_core.default_plugins.files"}
 
 
 def test_collisions_warned_by_listings(invoke, grpo_register):

@@ -339,3 +339,16 @@ def test_eval_plan_moves_a_cpu_policy_to_the_gpu_when_there_is_one(monkeypatch, 
     evals = plan_module.EvalPlan([{"prompt": "1+1", "answer": "2"}], verifier=None, spec="toy:test", max_new_tokens=8, echo=lambda s: None)
     evals.run("before", model, tokenizer=None)
     assert placed == [["cuda"] if cuda else []]
+
+
+def test_eval_does_not_overwrite_its_default_output_file(toy, tmp_path, tiny_run, monkeypatch):
+    """Without --out, a second evaluation writes a numbered file and says so; the first one's results stay."""
+    monkeypatch.chdir(tmp_path)
+    req = dict(dataset="toy:test", adapter=str(tiny_run), limit=2)
+    run_eval(EvalRequest(**req), echo=lambda s: None, engine_obj=ScriptedEngine())
+    first = (tmp_path / "eval-toy-test.jsonl").read_text()
+    lines: list[str] = []
+    summary = run_eval(EvalRequest(**{**req, "limit": 3}), echo=lines.append, engine_obj=ScriptedEngine())
+    assert (tmp_path / "eval-toy-test.jsonl").read_text() == first
+    assert summary["out"] == "eval-toy-test-2.jsonl" and len((tmp_path / "eval-toy-test-2.jsonl").read_text().splitlines()) == 3
+    assert any("eval-toy-test.jsonl exists (an earlier evaluation); writing eval-toy-test-2.jsonl instead" in ln for ln in lines)

@@ -106,10 +106,13 @@ def test_collision_between_plugins_keeps_both(grpo_register, capsys):
     assert set(grpo_core.get_rewards()) >= {"alpha/shared", "beta/shared"}
 
 
-def test_collision_with_a_builtin_name(grpo_register):
+def test_collision_with_a_builtin_name_keeps_the_builtin_with_a_warning(grpo_register, capsys):
+    """A third-party reward named xml must not break the default run and the presets (which name xml)."""
     grpo_register(_rewards_plugin(((r_one,), {"name": "xml"})), name="rogue")
-    with pytest.raises(AmbiguousNameError):
-        grpo_core.get_reward("xml")
+    assert grpo_core.get_reward("xml").provenance.distribution == "grpo-core"
+    assert grpo_core.get_reward("xml").provenance.distribution == "grpo-core"
+    err = capsys.readouterr().err
+    assert err.count("warning: reward 'xml' is also registered by rogue/xml; the bare name means grpo-core's own (builtin/xml)") == 1
     assert grpo_core.get_reward("builtin/xml").provenance.distribution == "grpo-core"
     assert grpo_core.get_reward("rogue/xml").func is r_one
 
@@ -339,3 +342,23 @@ def test_unknown_plugin_name_says_a_plugin_may_provide_it(plugin_state):
     with pytest.raises(UnknownNameError, match=r"`pip install` that plugin \(or check GRPO_CORE_LOAD_PLUGINS\)") as exc:
         get_reward("graded_correctness")
     assert "arithmetic_correctness" in str(exc.value)  # the available ones are still listed
+
+
+def test_a_rogue_xml_reward_does_not_break_the_presets(grpo_register):
+    from grpo_core.config.presets import DEFAULT_PRESET, get_preset
+    from grpo_core.rewards.selection import parse_selection, resolve
+
+    grpo_register(_rewards_plugin(((r_one,), {"name": "xml"})), name="rogue")
+    for preset in (DEFAULT_PRESET,):  # the others name plugin rewards this hermetic registry lacks; xml resolves the same
+        resolved = {r.spec.name: r.spec for r in resolve(parse_selection(get_preset(preset)["plugins"]))}
+        assert resolved["xml"].qualified_name == "builtin/xml"
+
+
+def test_new_plugin_refuses_a_name_already_registered(grpo_register, tmp_path):
+    from grpo_core.errors import GrpoCoreError
+    from grpo_core.scaffold.scaffold import scaffold
+
+    with pytest.raises(GrpoCoreError, match=r"a reward named 'xml' is already registered: builtin/xml \(grpo-core"):
+        scaffold("xml", kind="reward", directory=tmp_path)
+    assert not any(tmp_path.iterdir())
+    scaffold("xml", kind="verifier", directory=tmp_path)  # the name is free among verifiers

@@ -206,7 +206,8 @@ def test_rewards_and_data(setup, echoed):
     assert engine.names == ["xml", "soft_format"]
     data = run_phases.data(setup)
     assert data.name == "arithmetic" and len(data.dataset) == 16 and "prompt" in data.dataset.column_names
-    assert echoed[-2].startswith("rewards: xml×1") and echoed[-1].startswith("dataset: arithmetic:train (16 rows")
+    assert echoed[-3].startswith("rewards: xml×1") and echoed[-2].startswith("dataset: arithmetic:train (16 rows")
+    assert echoed[-1] == "evaluation: off (eval_limit 0)"
 
 
 def test_data_refuses_an_empty_split(grpo_register, tmp_path, monkeypatch):
@@ -254,21 +255,12 @@ def test_preflight_runs_extra_checks_on_the_checked_dataset_and_they_can_stop_th
     engine.close()
 
 
-def test_preflight_refuses_to_resume_without_a_checkpoint(setup):
-    import dataclasses
-
-    engine, data = run_phases.rewards(setup), run_phases.data(setup)
-    with pytest.raises(ConfigError, match="--resume: no checkpoint found"):
-        run_phases.preflight(dataclasses.replace(setup, resume=True), data, engine)
-    engine.close()
-
-
 def test_record_writes_run_json_before_the_model_loads(setup):
     engine, data = run_phases.rewards(setup), run_phases.data(setup)
     prepared = run_phases.preflight(setup, data, engine)
-    info = run_phases.record(setup, data, engine, prepared, dry_run=True)
+    info = run_phases.record(setup, data, engine, prepared, dry_run=False)
     on_disk = json.loads((setup.out_dir / "run.json").read_text())
-    assert on_disk["status"] == "dry-run" and on_disk["backend"] == "trl" and on_disk["model"] == "bundled:tiny-reasoner"
+    assert on_disk["status"] == "loading" and on_disk["backend"] == "trl" and on_disk["model"] == "bundled:tiny-reasoner"
     assert on_disk["dataset"]["adapter"] == "arithmetic" and on_disk["dataset"]["rows"] == len(prepared.dataset)
     assert [r["name"] for r in on_disk["rewards"]] == ["xml", "soft_format"] and info.data == on_disk
     engine.close()

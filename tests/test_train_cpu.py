@@ -281,6 +281,7 @@ def test_speed_preset_passes_preflight_with_its_batch_arithmetic(plugins_registe
     from grpo_core.train import run
 
     cfg = build_config(preset="fast-qwen2.5-3b", flags={"model": tiny_model, "output_dir": str(tmp_path), "dataset": "toy:train",
+                                                         "eval_dataset": "toy:test",  # pre-flight looks the eval dataset up (gsm8k is a plugin's)
                                                          "plugins": "xml", "backend": "trl"}, sets=["max_prompt_length=null"])
     lines: list[str] = []
     info = run(cfg, dry_run=True, echo=lines.append)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from grpo_core.cli import eval as eval_command, export as export_command, listing, new_plugin, run, score
+from grpo_core.cli import eval as eval_command, export as export_command, listing, new_plugin, presets, run, runs, score
 from grpo_core.cli.group import cli
 from grpo_core.plugins import load_plugins
 from grpo_core.plugins.manager import call_each_implementation
@@ -21,6 +21,8 @@ CORE_COMMANDS = (
     listing.rewards,
     listing.verifiers,
     listing.datasets,
+    runs.runs,
+    presets.presets,
 )
 for _command in CORE_COMMANDS:
     cli.add_command(_command)

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+
 import click
 
 from grpo_core.cli.options import flag_updates, setting_options
 from grpo_core.config.presets import DEFAULT_PRESET
-from grpo_core.config.settings import build_config
+from grpo_core.config.settings import build_config, load_yaml
 from grpo_core.config.trl_fields import grpo_defaults
+from grpo_core.errors import ConfigError
 from grpo_core.plugins import load_plugin_file
 from grpo_core.rewards.selection import resolve
+from grpo_core.run_folder import check_output_dir
 from grpo_core.train import run as train_run
+from grpo_core.train.resume import resumed_config
+
+#: the exit code of a run stopped by Ctrl-C or SIGTERM (after saving), as a shell's 128 + SIGINT:
+#: ``grpo-core run ... && grpo-core export ...`` exports only a run that finished
+EXIT_INTERRUPTED = 130
 
 
 @click.command()
@@ -21,23 +31,55 @@ from grpo_core.train import run as train_run
 @click.option("--plugin-file", "plugin_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A .py file of rewards/verifiers/datasets to load without packaging it. Repeatable.")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Any setting or GRPOConfig field, e.g. --set beta=0.04. Repeatable.")
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output-dir.")
-@click.option("--dry-run", is_flag=True, help="Run the pre-flight checks, then stop before loading the model.")
-def run(preset, config_file, plugin_files, sets, resume, dry_run, **flags):
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --output-dir from its last checkpoint, with the settings its run.json recorded "
+                   "(flags given beside it must agree, except max_steps, save_steps, save_total_limit, threads, profile, trace_step).")
+@click.option("--overwrite", is_flag=True, help="Start again in an --output-dir that holds a run: delete its run.json, adapter, checkpoints and report first.")
+@click.option("--dry-run", is_flag=True,
+              help="Run the pre-flight checks, then stop before loading the model; writes preflight.json (nothing, into a folder that holds a run).")
+def run(preset, config_file, plugin_files, sets, resume, overwrite, dry_run, **flags):
     """Train a model with GRPO on the chosen rewards.
 
     With no --model and no --preset this runs the embedded default (tiny-cpu):
     the bundled tiny reasoner on bundled arithmetic problems, offline on CPU.
     A --config file is layered on the same base. Every setting is checked
     (type and range) before anything loads; docs/config.md lists them.
+
+    Exit status: 0 when the run finished, 130 when Ctrl-C or SIGTERM stopped it (what it trained is
+    saved), 2 for settings refused before anything loaded, 1 when it failed (run.json says why).
     """
     for path in plugin_files:
         load_plugin_file(path)
-    cfg = build_config(preset=preset, config_file=config_file, flags=flag_updates(flags), sets=list(sets),
-                       default_preset=DEFAULT_PRESET).validate()
+    updates = flag_updates(flags)
+    if resume:
+        output_dir = updates.pop("output_dir", None)
+        if output_dir is None:
+            raise ConfigError("--resume needs --output-dir: the folder of the run to continue.")
+        check_output_dir(output_dir, resume=True, overwrite=overwrite)
+        cfg = resumed_config(output_dir, preset=preset, config_file=config_file, flags=updates, sets=list(sets))
+    else:
+        cfg = build_config(preset=preset, config_file=config_file, flags=updates, sets=list(sets), default_preset=DEFAULT_PRESET)
+        if _given("dataset", updates, sets, config_file) and not _given("eval_dataset", updates, sets, config_file):
+            # a preset's held-out split belongs to the preset's dataset: evaluate on the chosen dataset's own
+            cfg = dataclasses.replace(cfg, eval_dataset=None)
+    cfg.validate()
     resolve(cfg.reward_selection)  # names and options: exit 2 before anything heavy loads
     click.echo(settings_line(cfg))
-    train_run(cfg, dry_run=dry_run, resume=resume, echo=lambda s: click.echo(s))
+    try:
+        info = train_run(cfg, dry_run=dry_run, resume=resume, overwrite=overwrite, echo=lambda s: click.echo(s))
+    except KeyboardInterrupt:
+        click.echo("grpo-core: interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if info.get("status") in ("interrupted", "aborted"):
+        click.echo(f"grpo-core: the run was {info['status']} at step {info.get('global_step')} (exit {EXIT_INTERRUPTED}); "
+                   f"continue it with: grpo-core run --output-dir {cfg.output_dir} --resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _given(key: str, flags: dict, sets: tuple[str, ...], config_file: str | None) -> bool:
+    """Whether the user set ``key`` (a flag, ``--set`` or the config file), rather than a preset."""
+    return (flags.get(key) is not None or any(s.partition("=")[0].strip() == key for s in sets)
+            or bool(config_file and key in load_yaml(config_file)))
 
 
 def settings_line(cfg) -> str:

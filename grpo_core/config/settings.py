@@ -344,18 +344,19 @@ def choose_preset(preset: str | None, config: dict, flags: dict, sets: dict, def
 
 
 def build_config(preset: str | None = None, config_file: str | None = None, flags: dict | None = None, sets: list[str] | None = None,
-                 *, default_preset: str | None = None) -> RunConfig:
+                 *, default_preset: str | None = None, base: RunConfig | None = None) -> RunConfig:
     """A preset, then a YAML file, then named flags, then ``--set`` pairs, each checked as it is merged.
 
     ``default_preset`` (the CLI passes the embedded default) is the base when neither ``preset`` nor the
-    file names one and no source sets a model."""
+    file names one and no source sets a model. ``base`` (a resumed run's recorded settings) replaces the
+    defaults and the default preset: the given sources are layered on it in the same order."""
     config = load_yaml(config_file) if config_file else {}
     set_values = parse_set_pairs(sets or [])
-    base = choose_preset(preset, config, flags or {}, set_values, default_preset)
-    cfg = RunConfig()
-    if base:
-        cfg = cfg.merged(get_preset(base), f"preset {base!r}")
-        cfg.preset = base
+    chosen = choose_preset(preset, config, flags or {}, set_values, None if base is not None else default_preset)
+    cfg = RunConfig() if base is None else base
+    if chosen:
+        cfg = cfg.merged(get_preset(chosen), f"preset {chosen!r}")
+        cfg.preset = chosen
     config.pop("preset", None)
     if config:
         cfg = cfg.merged(config, f"config file {config_file!r}")

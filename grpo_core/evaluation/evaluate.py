@@ -60,7 +60,7 @@ def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_ob
         raise ConfigError("--compare-base needs --adapter: it compares the base model with the trained one.")
     base = trained.base if trained else req.model
     if trained is None:
-        base = resolve_model(req.model, echo)
+        base = resolve_model(req.model, echo, check_hub=engine_obj is None)  # an injected engine loads nothing
 
     name, split = parse_dataset_spec(req.dataset)
     adapter = get_dataset(name)
@@ -96,7 +96,7 @@ def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_ob
                                     temperature=temperature, max_new_tokens=req.max_new_tokens, seed=req.seed, desc=stage)
         results[stage] = score_completions(rows, comps, verifier, ks=ks)
 
-    out_path = Path(req.out) if req.out else Path(f"eval-{name}-{split}.jsonl")
+    out_path = Path(req.out) if req.out else unused_default_path(Path(f"eval-{name}-{split}.jsonl"), echo)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(out_path, "w", encoding="utf-8") as f:
         for stage, res in results.items():
@@ -190,3 +190,16 @@ def side_by_side(rows: list[dict], base: EvalResult, adapted: EvalResult, n: int
             right = cols[1][i] if i < len(cols[1]) else ""
             out.append(f"{left:<{width}} | {right}")
     return "\n".join(out)
+
+
+def unused_default_path(path: Path, echo: Callable[[str], None]) -> Path:
+    """The default output file, or the first free numbered one (``eval-x-test-2.jsonl``) when it is taken:
+    an earlier evaluation's results are never overwritten unless ``--out`` names the file."""
+    candidate, n = path, 1
+    while candidate.exists() or candidate.with_name(candidate.stem + ".summary.json").exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    if candidate != path:
+        echo(f"{path} exists (an earlier evaluation); writing {candidate} instead. Name the file with --out to replace it.")
+    return candidate
+

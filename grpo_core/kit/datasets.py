@@ -46,6 +46,10 @@ def parse_dataset_spec(spec: str) -> tuple[str, str | None]:
     return name, (split or None)
 
 
+#: what every row of every adapter holds
+REQUIRED_COLUMNS = ("question", "answer", "id")
+
+
 class DatasetAdapter:
     """The base of dataset adapters: implement :meth:`rows`; :meth:`load` builds the ``datasets.Dataset``."""
 
@@ -86,6 +90,7 @@ class DatasetAdapter:
         sp = self.system_prompt if system_prompt is None else system_prompt
         records = []
         for r in self.rows(split, **options):
+            self._check_columns(r, split, len(records))
             records.append(r)
             if limit is not None and len(records) >= limit:
                 break
@@ -117,6 +122,19 @@ class DatasetAdapter:
                     row[k] = v
             rows.append(row)
         return Dataset.from_list(rows)
+
+    def _check_columns(self, row: Any, split: str, index: int) -> None:
+        """A row without ``question``, ``answer`` or ``id``: an error naming the column, the dataset and the adapter."""
+        missing = [c for c in REQUIRED_COLUMNS if not isinstance(row, dict) or c not in row]
+        if not missing:
+            return
+        has = f"it has {', '.join(sorted(map(str, row)))}" if isinstance(row, dict) else f"it is a {type(row).__name__}"
+        adapter = f"{type(self).__module__}.{type(self).__qualname__}"
+        raise ConfigError(
+            f"dataset {self.name}:{split}: row {index} has no {', '.join(repr(c) for c in missing)} column ({has}). "
+            f"The dataset adapter {self.name!r} ({adapter}) must yield {', '.join(REQUIRED_COLUMNS)} in every row"
+            + (f"; with the jsonl adapter, name your column with --dataset-option {missing[0]}=YOUR_COLUMN." if self.name == "jsonl" else ".")
+        )
 
     def _check_gold(self, records: list[dict]) -> tuple[list[dict], list[dict]]:
         if not self.verifier:

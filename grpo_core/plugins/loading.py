@@ -31,6 +31,7 @@ LOAD_ENV = "GRPO_CORE_LOAD_PLUGINS"
 DEFAULT_PLUGINS = (
     "grpo_core.default_plugins.format_rewards",
     "grpo_core.default_plugins.arithmetic",
+    "grpo_core.default_plugins.files",
 )
 
 _loaded = False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from grpo_core.errors import ConfigError, UnknownNameError
 from grpo_core.kit import datasets as kit_datasets
 from grpo_core.kit.verifier import shipped_verifier
 from grpo_core.plugins.registries import plugin_summaries, registries
@@ -37,9 +40,20 @@ def get_verifiers() -> dict:
     return {n: regs.verifiers.get(n) for n in regs.verifiers.names()}
 
 
+#: file endings that say a --dataset name is really a file
+DATA_FILE_SUFFIXES = (".jsonl", ".json", ".gz", ".parquet", ".csv")
+
+
 def get_dataset(name: str):
-    """The dataset adapter registered as ``name``."""
-    return registries().datasets.get(name).obj
+    """The dataset adapter registered as ``name``; a name that is a file gets how to load a file."""
+    try:
+        return registries().datasets.get(name).obj
+    except UnknownNameError as exc:
+        if name.lower().endswith(DATA_FILE_SUFFIXES) or "/" in name or Path(name).exists():
+            kind = "parquet" if name.lower().endswith(".parquet") else "hf" if Path(name).is_dir() else "jsonl"
+            raise ConfigError(f"{name!r} is not a dataset name but looks like a file; load a file with "
+                              f"--dataset {kind}:{name} (jsonl:, parquet:, or hf: for a datasets folder).") from None
+        raise exc
 
 
 def get_datasets() -> dict:

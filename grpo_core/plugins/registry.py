@@ -7,8 +7,10 @@ The core owns registration. Every item records the plugin and distribution
   second call raises :class:`RegistrationError` (reported as a plugin error);
 * two *different* plugins registering one name are both kept. Each is always
   reachable by its qualified name ``plugin/name``; the bare name becomes
-  ambiguous and using it is an error that lists the qualified names. The
-  collision is reported by ``grpo-core plugins`` and the listing commands.
+  ambiguous and using it is an error that lists the qualified names, except
+  where one of them is grpo-core's own (built-in): the built-in keeps the bare
+  name, with a warning, so a plugin cannot break the default run and presets.
+  The collision is reported by ``grpo-core plugins`` and the listing commands.
 
 Nothing is ever silently overwritten, and results never depend on the order
 in which plugins happened to load.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, TypeVar
 
@@ -110,6 +113,8 @@ class Entry:
 
 
 T = TypeVar("T", RewardSpec, Entry)
+#: the plugin name of grpo-core's own rewards, verifiers and datasets (see plugins.provenance)
+BUILTIN_PLUGIN = "builtin"
 
 
 class Registry(Generic[T]):
@@ -117,6 +122,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._by_qualified: dict[str, T] = {}
         self._by_name: dict[str, list[T]] = {}
+        self._warned: set[str] = set()
 
     def add(self, item: T) -> T:
         q = item.qualified_name
@@ -136,8 +142,21 @@ class Registry(Generic[T]):
         if not found:
             raise UnknownNameError(self.kind, name, self.names())
         if len(found) > 1:
+            builtin = [i for i in found if i.provenance.plugin == BUILTIN_PLUGIN]
+            if len(builtin) == 1:
+                self._warn_shadowed(name, builtin[0], found)
+                return builtin[0]
             raise AmbiguousNameError(self.kind, name, [i.qualified_name for i in found])
         return found[0]
+
+    def _warn_shadowed(self, name: str, builtin: T, found: list[T]) -> None:
+        """Once per name: grpo-core's own item keeps the bare name; the plugin's is reached by its qualified name."""
+        if name in self._warned:
+            return
+        self._warned.add(name)
+        others = ", ".join(i.qualified_name for i in found if i is not builtin)
+        print(f"grpo-core: warning: {self.kind} {name!r} is also registered by {others}; the bare name means grpo-core's own "
+              f"({builtin.qualified_name}). Use the qualified name for the other.", file=sys.stderr)
 
     def names(self) -> list[str]:
         """Bare names where unique, qualified names where they collide."""

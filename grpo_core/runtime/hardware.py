@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 from grpo_core.errors import ConfigError
 from grpo_core.runtime.gguf_model import converted_folder, gguf_file_in
@@ -12,9 +15,13 @@ from grpo_core.runtime.gguf_model import converted_folder, gguf_file_in
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "tiny-reasoner"
 
 
-def resolve_model(model: str | None, echo: Callable[[str], None] = print) -> str:
+def resolve_model(model: str | None, echo: Callable[[str], None] = print, *, check_hub: bool = True) -> str:
     """The model to load: the bundled tiny reasoner when none is given, a local folder, or a hub id; a GGUF
-    file, or a folder holding one, is converted once into a cached Hugging Face folder (:mod:`grpo_core.runtime.gguf_model`)."""
+    file, or a folder holding one, is converted once into a cached Hugging Face folder (:mod:`grpo_core.runtime.gguf_model`).
+
+    A hub id that is not in the local cache while the hub cannot be reached (offline, or no network) is
+    refused at once: most often it is a mistyped local path (``runs/my-modl``). ``check_hub=False`` skips
+    that, for a caller that only names the model (an injected evaluation engine)."""
     if model is None:
         if not (BUNDLED_MODEL / "config.json").is_file():
             raise ConfigError(f"the bundled tiny model is missing at {BUNDLED_MODEL}; reinstall grpo-core or pass --model.")
@@ -28,7 +35,41 @@ def resolve_model(model: str | None, echo: Callable[[str], None] = print) -> str
         return str(p)
     if model.count("/") != 1 or model.startswith((".", "/")):
         raise ConfigError(f"model {model!r} is neither a local folder nor a hub id (owner/name).")
+    if check_hub and not in_hub_cache(model) and (hub_offline() or not hub_reachable()):
+        # shaped like owner/name, but the hub cannot be asked: a typo'd local path is the likely cause,
+        # and transformers would retry the hub for a minute before its traceback
+        near = f" ({str(p.parent)!r} exists: a typo in the folder name?)" if p.parent.is_dir() else ""
+        raise ConfigError(
+            f"no such folder {model!r}{near}, and it is not in the Hugging Face cache ({hub_cache_dir()}), which is all a "
+            "run can use offline. Point --model at a saved model folder, or download the model first."
+        )
     return model
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloaded models (its own environment variables, in its order)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    return (hub_cache_dir() / f"models--{repo_id.replace('/', '--')}").is_dir()
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub's endpoint (HF_ENDPOINT): no network means no download."""
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((host.hostname, host.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def cuda_available() -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from grpo_core._version import __version__
 from grpo_core.errors import GrpoCoreError
+from grpo_core.plugins import registries
 
 KINDS = ("reward", "verifier", "dataset")
 #: the files a new plugin is made from, one set per kind ({{name}}-style placeholders)
@@ -67,6 +68,7 @@ class Scaffold:
 def scaffold(name: str, *, kind: str = "reward", directory: str | Path = ".") -> Scaffold:
     """Write the package for ``name`` under ``directory``; refuses to overwrite."""
     names = Names.from_name(name, kind)
+    refuse_taken_name(names)
     root = Path(directory) / names.distribution
     if root.exists():
         raise GrpoCoreError(f"{root} already exists; choose another name or --dir, or remove it.")
@@ -93,6 +95,19 @@ def scaffold(name: str, *, kind: str = "reward", directory: str | Path = ".") ->
         path.write_text(text.lstrip("\n"), encoding="utf-8")
         out.files.append(path)
     return out
+
+
+def refuse_taken_name(names: Names) -> None:
+    """A name an installed plugin (or grpo-core) already registers for this kind would make the bare name
+    ambiguous for every user of both: refused, with the owner named."""
+    registry = getattr(registries(), f"{names.kind}s")
+    taken = [item for item in registry if item.name == names.name]
+    if taken:
+        owners = ", ".join(f"{item.qualified_name} ({item.provenance.describe()})" for item in taken)
+        raise GrpoCoreError(
+            f"a {names.kind} named {names.name!r} is already registered: {owners}. Pick another name "
+            f"(e.g. {names.name}-2 or one that says what it does), so that '{names.name}' stays unambiguous."
+        )
 
 
 def _template(name: str) -> str:

@@ -150,7 +150,7 @@ def check_fraction(need: VllmNeed, fraction: float, total_bytes: int, *, auto: b
                  f"of weights, a round's KV and the allowance, rounded up to the next 0.01")
     if given < need.floor:
         if need.floor > total_bytes:
-            fix = "this GPU cannot hold them at any fraction: use --load-in-4bit, a shorter --max-seq-length or a larger GPU."
+            fix = "this GPU cannot hold them at any fraction: use --load-in-4bit, a shorter --set max_seq_length=N or a larger GPU."
         else:
             fix = (f"use --gpu-memory-utilization {suggested:g} (what auto picks) to hold a whole round (at least "
                    f"{frac(need.floor):.3f} to start), or --load-in-4bit.")

@@ -84,6 +84,27 @@ def length_stats(lengths: list[int]) -> dict[str, Any]:
     return {"min": min(lengths), "mean": round(statistics.mean(lengths), 1), "max": max(lengths)}
 
 
+def check_model_positions(max_positions: int | None, longest_prompt: int, max_prompt_length: int | None,
+                          max_completion_length: int, report: PreflightReport) -> None:
+    """The longest prompt (after the overlong-prompt policy) plus the longest completion must fit the model's
+    positions: past max_position_embeddings a model writes noise, or fails in the middle of a run."""
+    if not max_positions:
+        return
+    longest = min(longest_prompt, max_prompt_length) if max_prompt_length else longest_prompt
+    report.facts["max_position_embeddings"] = max_positions
+    if longest + max_completion_length <= max_positions:
+        return
+    room = max_positions - max_completion_length
+    fixes = [f"--max-completion-length {max(max_positions - longest, 0)} or less"] if longest < max_positions else []
+    if room > 0:
+        fixes.append(f"--set max_prompt_length={room} (prompts over it are dropped; --set overlong_prompts=truncate shortens them)")
+    raise PreflightError(
+        f"the longest prompt ({longest} tokens) plus max_completion_length ({max_completion_length}) is "
+        f"{longest + max_completion_length} tokens, more than the model's max_position_embeddings ({max_positions}). "
+        f"Use {' or '.join(fixes) if fixes else 'a model with more positions'}."
+    )
+
+
 def check_lengths(dataset, tokenizer, max_prompt_length: int | None, policy: str, report: PreflightReport):
     lengths = prompt_lengths(tokenizer, dataset["prompt"])
     report.facts["prompt_tokens"] = length_stats(lengths)
@@ -95,11 +116,11 @@ def check_lengths(dataset, tokenizer, max_prompt_length: int | None, policy: str
         return dataset
     msg = f"{len(over)} of {len(lengths)} prompts are longer than max_prompt_length={max_prompt_length} tokens"
     if policy == "error":
-        raise PreflightError(msg + "; raise --max-prompt-length, or pass --overlong-prompts drop|truncate.")
+        raise PreflightError(msg + "; raise it (--set max_prompt_length=N), or pass --set overlong_prompts=drop (or truncate).")
     if policy == "drop":
         keep = sorted(set(range(len(lengths))) - set(over))
         if not keep:
-            raise PreflightError(msg + " (all of them); raise --max-prompt-length.")
+            raise PreflightError(msg + " (all of them); raise it with --set max_prompt_length=N.")
         report.warn(msg + "; dropped.")
         return dataset.select(keep)
     # truncate: shorten the last user message, keeping the system prompt and the question's end
@@ -170,7 +191,7 @@ def check_enough_rows(rows: int, batch: dict) -> None:
     if rows < need:
         raise PreflightError(
             f"{rows} training row(s) left (after the overlong-prompt policy), but each generation round takes {need} distinct prompts, "
-            "so not a single step would run. Use more rows (--limit), raise --max-prompt-length or pass --overlong-prompts truncate, "
+            "so not a single step would run. Use more rows (--limit), raise --set max_prompt_length=N or pass --set overlong_prompts=truncate, "
             "or lower per_device_train_batch_size / steps_per_generation."
         )
 
@@ -227,7 +248,7 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
         max_len = -(-(needed_len + 64) // 128) * 128  # a margin for tokens a trainer adds, in whole blocks
     elif needed_len > max_len:
         report.warn(f"the longest prompt ({longest} tokens) plus max_completion_length comes to {needed_len} tokens, more than the "
-                    f"engine's {max_len}; raise --max-seq-length or lower --max-prompt-length.")
+                    f"engine's {max_len}; raise --set max_seq_length=N or lower --set max_prompt_length=N.")
     auto = setup.fraction == "auto"
     facts: dict[str, Any] = {"max_model_len": max_len, "fraction": setup.fraction, "fraction_auto": auto,
                              "gpu_total_gib": round(setup.total_bytes / memory_plan.GIB, 1)}
@@ -255,13 +276,16 @@ def check_vllm_memory(setup: VllmSetup, grpo_kwargs: dict, report: PreflightRepo
 
 
 def run_all(dataset, tokenizer, engine, cfg, grpo_kwargs: dict, world_size: int = 1, echo: Callable[[str], None] = print,
-            vllm: VllmSetup | None = None, extra_checks: Sequence[Callable[[Any, PreflightReport], None]] = ()):
-    """Every check in turn, then ``extra_checks`` (each sees the checked dataset), then the reward smoke test."""
+            vllm: VllmSetup | None = None, extra_checks: Sequence[Callable[[Any, PreflightReport], None]] = (),
+            max_positions: int | None = None):
+    """Every check in turn (``max_positions``: the model's max_position_embeddings, when it has one), then ``extra_checks`` (each sees the checked dataset), then the reward smoke test."""
     report = PreflightReport()
     check_columns(dataset, engine, report)
     report.say(f"rows: {len(dataset)} (gold answers were verified when the split loaded)")
     check_template(dataset, tokenizer, report)
     dataset = check_lengths(dataset, tokenizer, cfg.max_prompt_length, cfg.overlong_prompts, report)
+    check_model_positions(max_positions, report.facts["prompt_tokens"]["max"], cfg.max_prompt_length,
+                          int(grpo_kwargs.get("max_completion_length") or 256), report)
     batch = batch_arithmetic(grpo_kwargs, world_size, report)
     check_enough_rows(len(dataset), batch)
     if vllm is not None:

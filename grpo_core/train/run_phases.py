@@ -35,7 +35,7 @@ from grpo_core.kit.datasets import content_hash, parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine
 from grpo_core.rewards.selection import options_text
-from grpo_core.run_folder import RunInfo, reward_records, write_adapter_card
+from grpo_core.run_folder import RunInfo, is_run_folder, last_checkpoint, reward_records, write_adapter_card
 from grpo_core.runtime.hardware import BUNDLED_MODEL, resolve_model
 from grpo_core.train import is_correction
 from grpo_core.train import preflight as checks
@@ -103,12 +103,6 @@ def default_grpo_kwargs(cfg: RunConfig) -> dict[str, Any]:
     return {"output_dir": cfg.output_dir, "seed": cfg.seed, **grpo_defaults()}
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint  # deferred: heavy (transformers)
-
-    return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-
-
 def set_up(cfg: RunConfig, *, world_size: int, resume: bool, echo: Echo) -> RunSetup:
     """Check the settings, choose the backend (and say why), prepare the process for it."""
     cfg.validate()
@@ -146,16 +140,19 @@ def data(setup: RunSetup) -> TrainingData:
     if len(dataset) == 0:
         raise PreflightError(f"dataset {cfg.dataset!r} loaded no rows.")
     setup.echo(f"dataset: {name}:{split or adapter.splits[0]} ({len(dataset)} rows, verifier {adapter.verifier!r})")
+    setup.echo(EvalPlan.target(cfg, adapter, name)[2])
     return TrainingData(adapter, name, dataset)
 
 
 def preflight(setup: RunSetup, training_data: TrainingData, engine: RewardEngine,
               extra_checks: Sequence[PreflightCheck] = ()) -> Prepared:
     """Everything that can fail before the model loads, on the tokenizer alone; sizes the backend's vLLM engine."""
-    from transformers import AutoTokenizer  # deferred: heavy (transformers)
+    from transformers import AutoConfig, AutoTokenizer  # deferred: heavy (transformers)
 
     cfg, backend = setup.cfg, setup.backend
     tokenizer = AutoTokenizer.from_pretrained(setup.model_path)
+    model_config = AutoConfig.from_pretrained(setup.model_path)
+    max_positions = getattr(model_config.get_text_config(), "max_position_embeddings", None)
     apply_template(tokenizer, cfg.chat_template)
     grpo_kwargs = {**default_grpo_kwargs(cfg), **is_correction.correction_kwargs(cfg), **cfg.grpo}
     if setup.world_size > 1:
@@ -165,21 +162,25 @@ def preflight(setup: RunSetup, training_data: TrainingData, engine: RewardEngine
     setup.echo("pre-flight:")
     vllm_setup = backend.vllm_setup(cfg, setup.model_path, grpo_kwargs)
     dataset, report = checks.run_all(training_data.dataset, tokenizer, engine, cfg, grpo_kwargs, setup.world_size,
-                                     echo=setup.echo, vllm=vllm_setup, extra_checks=extra_checks)
+                                     echo=setup.echo, vllm=vllm_setup, extra_checks=extra_checks, max_positions=max_positions)
     if vllm_setup is not None and cfg.gpu_memory_utilization == AUTO_FRACTION:
         # the number pre-flight chose is the one every later reader sees: the backend, run.json
         cfg = dataclasses.replace(cfg, gpu_memory_utilization=report.facts["vllm_memory"]["fraction"])
     backend.after_preflight(grpo_kwargs, report.facts)
     engine.reset_stats()  # the smoke test's calls are not training metrics
-    if setup.resume and not last_checkpoint(cfg.output_dir):
-        raise ConfigError(f"--resume: no checkpoint found in {cfg.output_dir!r}; run without --resume to start fresh.")
     return Prepared(cfg, dataset, grpo_kwargs, report)
 
 
 def record(setup: RunSetup, training_data: TrainingData, engine: RewardEngine, prepared: Prepared, *, dry_run: bool) -> RunInfo:
-    """run.json as it stands before the model loads (a dry run ends here)."""
+    """run.json as it stands before the model loads (a dry run ends here).
+
+    A dry run writes preflight.json instead, and nothing at all into a folder that holds a run; a resumed
+    run keeps what its run.json recorded and adds this resume to its ``resumes``."""
     cfg, dataset = prepared.cfg, prepared.dataset
-    info = RunInfo(setup.out_dir)
+    if dry_run:
+        info = RunInfo(setup.out_dir, filename="preflight.json", enabled=not is_run_folder(setup.out_dir))
+    else:
+        info = RunInfo(setup.out_dir, resumed=setup.resume)
     info.update(
         status="dry-run" if dry_run else "loading",
         model=cfg.model or "bundled:tiny-reasoner",
@@ -216,8 +217,11 @@ def load(setup: RunSetup, grpo_kwargs: dict, info: RunInfo) -> LoadedPolicy:
 def evaluate_before(setup: RunSetup, training_data: TrainingData, policy: LoadedPolicy, info: RunInfo) -> EvalPlan | None:
     """The held-out evaluation plan, and its first half on the untrained policy (not when resuming)."""
     evals = EvalPlan.from_config(setup.cfg, training_data.adapter, training_data.name, setup.echo)
-    if evals and not setup.resume and info.enabled:
+    if evals and setup.resume:
+        evals.restore(info.data.get("evaluation"))
+    elif evals and info.enabled:
         evals.run("before", policy.model, policy.tokenizer)
+        info.update(evaluation=evals.summary())  # recorded now: a run killed later keeps it
     return evals
 
 
@@ -340,9 +344,9 @@ def save(setup: RunSetup, training: Training, policy: LoadedPolicy, prepared: Pr
         global_step=trainer.state.global_step,
         adapter_dir=str(adapter_dir),
         train_seconds=round(time.monotonic() - started, 1),
-        warnings=prepared.report.warnings + training.progress.warnings,
+        warnings=_kept(info.data.get("warnings") if setup.resume else None, prepared.report.warnings + training.progress.warnings),
+        reward_totals=_added(info.data.get("reward_totals") if setup.resume else None, {k: vars(v) for k, v in engine.totals.items()}),
         diagnosis=[vars(f) for f in training.progress.diagnosis.findings],
-        reward_totals={k: vars(v) for k, v in engine.totals.items()},
         reward_metrics=engine.reported_totals(),
     )
     if info.enabled:
@@ -362,13 +366,40 @@ def evaluate_after(evals: EvalPlan | None, training: Training, policy: LoadedPol
 def report(setup: RunSetup, info: RunInfo, training: Training, evals: EvalPlan | None, status: str, started: float) -> None:
     """report.md with the reward curves and the evaluation; the run's total time; how to resume an aborted run."""
     if setup.cfg.report and info.enabled:
-        path = write_report(setup.out_dir, info.data, training.progress.history, evals)
+        path = write_report(setup.out_dir, info.data, reward_history(training, setup.resume), evals)
         setup.echo(f"report: {path}")
     info.update(total_seconds=round(time.monotonic() - started, 1))
+    if info.enabled and info.data.get("adapter_dir"):
+        write_adapter_card(Path(info.data["adapter_dir"]), info)  # the cards and the adapter's run.json, with the evaluation after
     if status == "aborted":
         from grpo_core.train.callbacks import abort_message  # deferred: transformers at its top
 
         print(abort_message(last_checkpoint(setup.cfg.output_dir)), file=sys.stderr)
+
+
+def reward_history(training: Training, resumed: bool) -> list[dict]:
+    """The logged steps for the report: a resumed run's come from the trainer's state, which its checkpoint
+    carried from the steps before the resume (the progress callback saw only this process's)."""
+    if not resumed:
+        return training.progress.history
+    return [{"step": h["step"], **{k: v for k, v in h.items() if isinstance(v, (int, float))}}
+            for h in training.trainer.state.log_history if "reward" in h]
+
+
+def _kept(recorded: list[str] | None, new: list[str]) -> list[str]:
+    """A resumed run's warnings: the recorded ones, then the new ones not already there."""
+    out = list(recorded or [])
+    return out + [w for w in new if w not in out]
+
+
+def _added(recorded: dict[str, dict] | None, new: dict[str, dict]) -> dict[str, dict]:
+    """A resumed run's reward totals: the counts of every process of the run, added up per reward."""
+    out = {name: dict(stats) for name, stats in (recorded or {}).items()}
+    for name, stats in new.items():
+        old = out.get(name, {})
+        out[name] = {k: (old.get(k, 0) + v if isinstance(v, (int, float)) and not isinstance(v, bool) else (v if v is not None else old.get(k)))
+                     for k, v in stats.items()}
+    return out
 
 
 def longest_first_lengths(cfg: RunConfig, dataset, tokenizer, resume: bool, echo: Echo) -> list[int] | None:

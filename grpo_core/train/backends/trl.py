@@ -160,7 +160,7 @@ class TrlBackend(Backend):
             overrides.update(bf16=kwargs["dtype"] == torch.bfloat16, fp16=kwargs["dtype"] == torch.float16, gradient_checkpointing=recompute)
         if trl_uses_vllm(cfg, cuda):
             if not cuda:
-                raise ConfigError("use_vllm needs a CUDA GPU; drop --use-vllm on CPU (HF generate is used).")
+                raise ConfigError("use_vllm needs a CUDA GPU; drop use_vllm (or --set use_vllm=false) on CPU: HF generate is used.")
             overrides.update(use_vllm=True, vllm_mode=cfg.vllm_mode)
             fraction = engine_fraction(cfg, in_process=cfg.vllm_mode == "colocate")
             if fraction is not None:  # server mode: the server's own --gpu-memory-utilization applies
