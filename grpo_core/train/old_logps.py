@@ -103,7 +103,7 @@ class SkipOldLogpsPass:
             skipped = not self._grpo_core_placeholder_pending
             self._grpo_core_placeholder_pending = False
         if not skipped or "tool_mask" in out or out.get("sampling_per_token_logps") is None:
-            raise RuntimeError("skip_old_logps_pass: TRL scored this round in a way grpo-core does not recognise "
+            raise RuntimeError("skip_old_logps_pass: TRL scored this round in a way this lever does not recognise "
                                "(no old-log-prob call, tool masks, or no sampling log-probs); set skip_old_logps_pass=false")
         for key in SAMPLING_METRICS:  # computed from the placeholder: meaningless; the loss logs the real ones
             del self._metrics[mode][key][before[key]:]
