@@ -735,18 +735,23 @@ class _Arith:
         raise ValueError("syntax")
 
 
-def eval_arithmetic(s: str) -> Fraction | None:
-    """The exact value of a small arithmetic expression (``3 \\times 4``, ``9+1``, ``2^{10}/4``), or None."""
-    if not s or len(s) > MAX_QUICK_CHARS or "," in s:
-        return None
+
+def _whole_expression(parser_class, s: str):
+    """The value ``parser_class`` reads from all of ``s``, or None (nothing read, text left over, or no value)."""
     try:
-        p = _Arith(s)
+        p = parser_class(s)
         if not p.toks:
             return None
         v = p.expr()
         return v if p.peek() is None else None
     except (ValueError, ZeroDivisionError, OverflowError):
         return None
+
+def eval_arithmetic(s: str) -> Fraction | None:
+    """The exact value of a small arithmetic expression (``3 \\times 4``, ``9+1``, ``2^{10}/4``), or None."""
+    if not s or len(s) > MAX_QUICK_CHARS or "," in s:
+        return None
+    return _whole_expression(_Arith, s)
 
 
 # --- one rational point: tells different expressions apart inline --------------
@@ -798,11 +803,4 @@ def value_at_a_point(s: str) -> Fraction | None:
     """
     if not s or len(s) > MAX_QUICK_CHARS or "," in s or "=" in s:
         return None
-    try:
-        p = _PointArith(s)
-        if not p.toks:
-            return None
-        v = p.expr()
-        return v if p.peek() is None else None
-    except (ValueError, ZeroDivisionError, OverflowError):
-        return None
+    return _whole_expression(_PointArith, s)
