@@ -14,7 +14,7 @@ from itertools import combinations
 import pytest
 from tiny_adapters import tiny_base, tiny_run  # noqa: F401  (fixtures)
 
-from grpo_core.errors import ConfigError
+from grpo_core.errors import ConfigError, GrpoCoreError
 from grpo_core.evaluation.evaluate import EvalRequest, run_eval
 from grpo_core.evaluation.metrics import default_ks, majority_answer, pass_at_k, score_completions
 
@@ -352,3 +352,44 @@ def test_eval_does_not_overwrite_its_default_output_file(toy, tmp_path, tiny_run
     assert (tmp_path / "eval-toy-test.jsonl").read_text() == first
     assert summary["out"] == "eval-toy-test-2.jsonl" and len((tmp_path / "eval-toy-test-2.jsonl").read_text().splitlines()) == 3
     assert any("eval-toy-test.jsonl exists (an earlier evaluation); writing eval-toy-test-2.jsonl instead" in ln for ln in lines)
+
+
+# --- dataset options -----------------------------------------------------------------------------
+
+@pytest.fixture
+def my_columns(tmp_path):
+    path = tmp_path / "held-out.jsonl"
+    path.write_text("\n".join(json.dumps({"q": f"{i} + 1?", "gold": str(i + 1), "key": f"k{i}"}) for i in range(3)))
+    return path
+
+
+def test_eval_takes_dataset_options_for_a_file_with_its_own_columns(grpo_register, tmp_path, my_columns):
+    req = dict(dataset=f"jsonl:{my_columns}", model="x/y", out=str(tmp_path / "e.jsonl"))
+    with pytest.raises(ConfigError, match=r"no 'question', 'answer', 'id' column.*--dataset-option question=YOUR_COLUMN"):
+        run_eval(EvalRequest(**req), echo=lambda s: None, engine_obj=ScriptedEngine())
+    summary = run_eval(EvalRequest(**req, dataset_options={"question": "q", "answer": "gold", "id": "key"}), echo=lambda s: None,
+                       engine_obj=ScriptedEngine())
+    assert summary["results"]["base"]["problems"] == 3
+    assert [json.loads(ln)["id"] for ln in (tmp_path / "e.jsonl").read_text().splitlines()] == ["k0", "k1", "k2"]
+
+
+def test_eval_of_a_run_reuses_its_column_options_but_not_its_file(grpo_register, tmp_path, tiny_run, my_columns):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    info = json.loads((run / "run.json").read_text())
+    info["config"] = {**info.get("config", {}), "dataset": "jsonl:train.jsonl",
+                      "dataset_options": {"question": "q", "answer": "gold", "id": "key", "path": "train.jsonl"}}
+    (run / "run.json").write_text(json.dumps(info))
+    lines: list[str] = []
+    summary = run_eval(EvalRequest(dataset=f"jsonl:{my_columns}", adapter=str(run), out=str(tmp_path / "e.jsonl")), echo=lines.append,
+                       engine_obj=ScriptedEngine())
+    assert summary["results"]["adapter"]["problems"] == 3
+    assert "dataset options from the run: question=q, answer=gold, id=key (--dataset-option overrides)" in lines
+
+
+def test_eval_refuses_an_option_the_dataset_does_not_take(grpo_register, my_columns):
+    with pytest.raises(GrpoCoreError, match="colour"):
+        run_eval(EvalRequest(dataset=f"jsonl:{my_columns}", model="x/y", dataset_options={"colour": "red"}), echo=lambda s: None,
+                 engine_obj=ScriptedEngine())

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from grpo_core.config.reward_selection import parse_option_pairs
 from grpo_core.evaluation.evaluate import EvalRequest, run_eval
 
 
@@ -13,6 +14,8 @@ from grpo_core.evaluation.evaluate import EvalRequest, run_eval
 @click.option("--model", help="Base model: hub id, local folder or .gguf file. Optional with --adapter (read from run.json or the adapter).")
 @click.option("--adapter", help="A run folder (run.json + adapter/) or an adapter folder.")
 @click.option("--dataset", required=True, help="NAME[:SPLIT], e.g. gsm8k:test, aime:2025, math500:test.")
+@click.option("--dataset-option", "dataset_option", multiple=True, metavar="KEY=VALUE",
+              help="An option of the dataset adapter, e.g. path=data.jsonl (repeatable). Default: the run's own, when it trained on this dataset.")
 @click.option("--verifier", help="Verifier name (default: the dataset adapter's).")
 @click.option("--samples", "-k", type=int, default=1, show_default=True, help="Completions per problem (K for pass@k, maj@K).")
 @click.option("--temperature", type=float, help="Sampling temperature (default 0 = greedy for 1 sample, 1.0 for several).")
@@ -35,6 +38,7 @@ def eval_(as_json, **opts):
     verdicts with reasons.
     """
 
+    opts["dataset_options"] = parse_option_pairs(opts.pop("dataset_option"), "--dataset-option", nested=False)
     req = EvalRequest(**opts)
     echo = (lambda s: click.echo(s, err=True)) if as_json else click.echo
     summary = run_eval(req, echo=echo)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from grpo_core.errors import ConfigError
 from grpo_core.evaluation.engines import HFEngine, VLLMEngine, choose_engine
 from grpo_core.evaluation.metrics import EvalResult, default_ks, score_completions
-from grpo_core.kit.datasets import parse_dataset_spec
+from grpo_core.kit.datasets import check_dataset_options, parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset, get_verifier
 from grpo_core.run_folder import resolve_trained, tokenizer_source
 from grpo_core.runtime.gguf_model import converted_if_gguf
@@ -41,6 +41,7 @@ class EvalRequest:
     system_prompt: str | None = None
     ks: Sequence[int] | None = None
     gpu_memory_utilization: float = 0.85
+    dataset_options: dict[str, Any] = field(default_factory=dict)
 
 
 def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_obj=None) -> dict:
@@ -66,7 +67,11 @@ def run_eval(req: EvalRequest, *, echo: Callable[[str], None] = print, engine_ob
     adapter = get_dataset(name)
     split = split or getattr(adapter, "default_eval_split", None) or ("test" if "test" in adapter.splits else adapter.splits[0])
     system_prompt = req.system_prompt if req.system_prompt is not None else (trained.system_prompt if trained else None)
-    ds = adapter.load(split, system_prompt=system_prompt, limit=req.limit, verbose=False)
+    options = req.dataset_options or _run_dataset_options(trained, name)
+    if options and not req.dataset_options:
+        echo("dataset options from the run: " + ", ".join(f"{k}={v}" for k, v in options.items()) + " (--dataset-option overrides)")
+    check_dataset_options(adapter, options)
+    ds = adapter.load(split, system_prompt=system_prompt, limit=req.limit, verbose=False, **options)
     if len(ds) == 0:
         raise ConfigError(f"dataset {name}:{split} loaded no rows.")
     verifier_name = req.verifier or adapter.verifier
@@ -203,3 +208,14 @@ def unused_default_path(path: Path, echo: Callable[[str], None]) -> Path:
         echo(f"{path} exists (an earlier evaluation); writing {candidate} instead. Name the file with --out to replace it.")
     return candidate
 
+
+def _run_dataset_options(trained, name: str) -> dict[str, Any]:
+    """The options a run gave the dataset it trained on, when ``name`` is that dataset: a file's column names
+    (``question=q``) hold for its held-out file too. The file itself (``path``) is the training file, not inherited."""
+    if trained is None:
+        return {}
+    config = trained.run.get("config") or {}
+    trained_on = parse_dataset_spec(config["dataset"])[0] if config.get("dataset") else None
+    if trained_on != name:
+        return {}
+    return {k: v for k, v in (config.get("dataset_options") or {}).items() if k != "path"}

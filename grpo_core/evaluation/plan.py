@@ -79,7 +79,9 @@ class EvalPlan:
         if split is None:
             return None
         name = parse_dataset_spec(cfg.eval_dataset)[0] if cfg.eval_dataset else train_name
-        ds = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.eval_limit, verbose=False)
+        # the training dataset's options hold for its own held-out split; another --eval-dataset gets none
+        options = {} if cfg.eval_dataset else cfg.dataset_options
+        ds = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.eval_limit, verbose=False, **options)
         max_new = int(cfg.grpo.get("max_completion_length", 256))
         return cls(ds, get_verifier(adapter.verifier), f"{name}:{split}", max_new, echo)
 

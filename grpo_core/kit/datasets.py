@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -149,6 +150,22 @@ class DatasetAdapter:
         for r, vd in zip(records, verdicts):
             (good if vd.equal else bad).append(r)
         return good, bad
+
+
+def check_dataset_options(adapter, options: dict) -> None:
+    """``dataset_options`` must be keywords the adapter's ``rows`` (or its own ``load``) takes; refused before loading."""
+    if not options:
+        return
+    target = adapter.rows if isinstance(adapter, DatasetAdapter) else adapter.load
+    params = list(inspect.signature(target).parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    takes = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "split"]
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        name = getattr(adapter, "name", type(adapter).__name__)
+        raise PreflightError(f"dataset {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                             f"its options: {', '.join(takes) or 'none'} (--dataset-option KEY=VALUE, YAML dataset_options:).")
 
 
 def content_hash(rows: Iterable[dict]) -> str:

@@ -6,7 +6,6 @@ fix when the run cannot work. ``grpo-core run --dry-run`` stops after them.
 
 from __future__ import annotations
 
-import inspect
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from typing import Any, Callable, Sequence
 
 from grpo_core.errors import PreflightError
 from grpo_core.kit.chat_templates import opens_think_tag, render_prompt
-from grpo_core.kit.datasets import DatasetAdapter
 from grpo_core.kit.prompts import format_xml
 from grpo_core.train import memory_plan
 
@@ -31,22 +29,6 @@ class PreflightReport:
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)
         self.lines.append(f"warning: {msg}")
-
-
-def check_dataset_options(adapter, options: dict) -> None:
-    """``dataset_options`` must be keywords the adapter's ``rows`` (or its own ``load``) takes; refused before loading."""
-    if not options:
-        return
-    target = adapter.rows if isinstance(adapter, DatasetAdapter) else adapter.load
-    params = list(inspect.signature(target).parameters.values())
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return
-    takes = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "split"]
-    unknown = sorted(set(options) - set(takes))
-    if unknown:
-        name = getattr(adapter, "name", type(adapter).__name__)
-        raise PreflightError(f"dataset {name!r} takes no option {', '.join(map(repr, unknown))}; "
-                             f"its options: {', '.join(takes) or 'none'} (--dataset-option KEY=VALUE, YAML dataset_options:).")
 
 
 def check_columns(dataset, engine, report: PreflightReport) -> None:

@@ -31,7 +31,7 @@ from grpo_core.errors import ConfigError, PreflightError
 from grpo_core.evaluation.plan import EvalPlan
 from grpo_core.evaluation.report import write_report
 from grpo_core.kit.chat_templates import apply_template
-from grpo_core.kit.datasets import content_hash, parse_dataset_spec
+from grpo_core.kit.datasets import check_dataset_options, content_hash, parse_dataset_spec
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine
 from grpo_core.rewards.selection import options_text
@@ -135,7 +135,7 @@ def data(setup: RunSetup) -> TrainingData:
     cfg = setup.cfg
     name, split = parse_dataset_spec(cfg.dataset)
     adapter = get_dataset(name)
-    checks.check_dataset_options(adapter, cfg.dataset_options)
+    check_dataset_options(adapter, cfg.dataset_options)
     dataset = adapter.load(split, system_prompt=cfg.system_prompt, limit=cfg.limit, **cfg.dataset_options)
     if len(dataset) == 0:
         raise PreflightError(f"dataset {cfg.dataset!r} loaded no rows.")
