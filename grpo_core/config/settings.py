@@ -152,7 +152,8 @@ class RunConfig:
                                      flags=("--dynamic-sampling/--no-dynamic-sampling",))
     dynamic_sampling_max_rounds: int = setting(2, help="Dynamic sampling: at most this many extra generation rounds per batch; groups still missing are kept out of the loss.", minimum=0)
     mismatch_correction: str = setting("token_truncate", help="Sampler/trainer mismatch correction with vLLM (TRL's vllm_importance_sampling_correction): token_truncate (truncated IS), token_mask, sequence_truncate, sequence_mask, or off (YAML reads a bare off as false, which means off; true is refused). Both backends.",
-                                       choices=MISMATCH_MODES, kinds=("str", "bool"), convert=_mismatch_mode)
+                                       choices=MISMATCH_MODES, kinds=("str", "bool"), convert=_mismatch_mode,
+                                       words="one of " + ", ".join(MISMATCH_MODES) + " (false means off)")
     mismatch_clip: float = setting(3.0, help="Upper bound of the mismatch importance weight (vllm_importance_sampling_clip_max).", above=0)
     seed: int = setting(3407, help="Random seed.", flags=("--seed",), minimum=0)
     grpo: dict[str, Any] = setting(factory=dict, help="Any TRL GRPOConfig field, passed unchanged (checked against its type, and its range where docs/config.md gives one).")

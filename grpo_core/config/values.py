@@ -63,9 +63,12 @@ class Rule:
     special: tuple = ()  #: values allowed outside the range (e.g. -1)
     note: str = ""  #: what a special value means, for the message
     convert: Callable[[Any], Any] | None = None  #: a setting's own check (raises ConfigError), run after the kind check
+    words: str = ""  #: what it may be, in words, where the kinds alone would mislead (a bool accepted only as false)
 
     def describe(self) -> str:
         """What the setting may be, in words: ``a whole number >= 1, or null (none)``."""
+        if self.words:
+            return self.words
         parts = []
         for kind in self.kinds:
             if kind == "int" and "float" in self.kinds:
