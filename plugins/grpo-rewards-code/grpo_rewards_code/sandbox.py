@@ -34,6 +34,7 @@ Choose the layer with ``GRPO_CODE_SANDBOX=bwrap|namespaces|userns|rlimits``
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import marshal
@@ -57,8 +58,11 @@ JAIL = str(Path(__file__).parent / "_jail.py")
 ISOLATIONS = ("bwrap", "namespaces", "userns", "rlimits")
 ENV_VAR = "GRPO_CODE_SANDBOX"
 #: uids the sandboxes run as when started by root: a fresh one per execution, round the range, so no
-#: two runs share one and what a killed run leaves for the system to reap never counts against the next
+#: two runs share one and what a killed run leaves for the system to reap never counts against the next.
+#: Each is leased with an flock on a file in UID_LEASES, so trainers and ranks on one machine never share one
+#: either (without a pid namespace, a run's cleanup kills every process of its uid).
 UID_BASE, UID_COUNT = 611_000, 4096
+UID_LEASES = Path(tempfile.gettempdir()) / "grpo-rewards-code-uids"
 RESULTS_CAP = 1 << 20
 
 
@@ -236,7 +240,7 @@ def execute(program: str, tests: list[str] = (), limits: Limits | None = None) -
 def _run_once(iso: str, program: str, tests: list[str], limits: Limits) -> Execution:
     token = uuid.uuid4().hex
     workdir = tempfile.mkdtemp(prefix="grpo-code-") if iso == "rlimits" else None
-    uid = _next_uid()
+    uid, lease = _lease_uid()
     if workdir and uid is not None:
         os.chown(workdir, uid, uid)
     r_res, w_res = os.pipe()
@@ -253,6 +257,7 @@ def _run_once(iso: str, program: str, tests: list[str], limits: Limits) -> Execu
         os.close(w_res)
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+        _end_lease(lease)
         raise
     os.close(w_res)
     try:
@@ -265,6 +270,7 @@ def _run_once(iso: str, program: str, tests: list[str], limits: Limits) -> Execu
             _remove_files_of(uid)  # and without a mount namespace, what it wrote in shared temp folders
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+        _end_lease(lease)  # only now: the uid has no process and no file left
     return _interpret(output, results, why, token, len(tests), limits, time.monotonic() - t0, iso)
 
 
@@ -437,11 +443,42 @@ _uid_counter = itertools.count()
 _uid_lock = threading.Lock()
 
 
-def _next_uid() -> int | None:
+def _lease_folder() -> Path:
+    """UID_LEASES, made by root and writable by root alone (a sandboxed program must not touch the leases)."""
+    UID_LEASES.mkdir(mode=0o700, exist_ok=True)
+    st = UID_LEASES.stat(follow_symlinks=False)
+    if not UID_LEASES.is_dir() or UID_LEASES.is_symlink() or st.st_uid != 0 or st.st_mode & 0o077:
+        raise ConfigError(f"the code sandbox's uid lease folder {UID_LEASES} must be a folder owned by root with mode 0700; "
+                          "remove it and run again.")
+    return UID_LEASES
+
+
+def _lease_uid() -> tuple[int | None, int | None]:
+    """(a sandbox uid no other execution on this machine holds, the lease's file descriptor); (None, None) unless root.
+
+    The lease is an exclusive ``flock`` on the uid's file: it ends with :func:`_end_lease`, or when the process
+    that holds it dies. Processes start at different points of the range, so they seldom try the same uid."""
     if os.geteuid() != 0:
-        return None
+        return None, None
+    folder = _lease_folder()
     with _uid_lock:
-        return UID_BASE + next(_uid_counter) % UID_COUNT
+        start = next(_uid_counter) + os.getpid() * 61
+    for i in range(UID_COUNT):
+        uid = UID_BASE + (start + i) % UID_COUNT
+        fd = os.open(folder / str(uid), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise ConfigError(f"all {UID_COUNT} code-sandbox uids ({UID_BASE}-{UID_BASE + UID_COUNT - 1}) are in use on this machine; "
+                      "run fewer sandboxes at once (the reward's workers option).")
+
+
+def _end_lease(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 def execute_many(jobs: list[tuple[str, list[str]]], limits: Limits | None = None, *, workers: int | None = None,

@@ -75,8 +75,27 @@ def _layers() -> list[str]:
 LAYERS = _layers()
 
 
+def _parent(pid: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[1].decode()
+    except OSError:
+        return None
+
+
+def _descends_from_me(pid: str) -> bool:
+    me = str(os.getpid())
+    while pid not in (None, "0", "1"):
+        if pid == me:
+            return True
+        pid = _parent(pid)
+    return False
+
+
 def _stray(marker_uids: set[int]) -> list[str]:
-    """Live processes that belong to a sandbox: run by a sandbox uid, or still running the launcher."""
+    """Live processes of this test's sandboxes: run by a uid they leased, or a launcher this process started.
+
+    Not every launcher on the machine: other suites or trainers may run sandboxes at the same time."""
     out = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -90,7 +109,7 @@ def _stray(marker_uids: set[int]) -> list[str]:
             cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
         except OSError:
             continue
-        if uid in marker_uids or JAIL in cmd or "/jail.py" in cmd:
+        if uid in marker_uids or ((JAIL in cmd or "/jail.py" in cmd) and _descends_from_me(entry.name)):
             out.append(f"{entry.name} uid={uid} {cmd[:120]}")
     return out
 
@@ -104,8 +123,24 @@ def _wait_gone(uids: set[int]) -> list[str]:
     return left
 
 
+@pytest.fixture
+def leased_uids(monkeypatch) -> set[int]:
+    """The sandbox uids this test's executions lease."""
+    seen: set[int] = set()
+    lease = sandbox._lease_uid
+
+    def recording():
+        uid, fd = lease()
+        if uid is not None:
+            seen.add(uid)
+        return uid, fd
+
+    monkeypatch.setattr(sandbox, "_lease_uid", recording)
+    return seen
+
+
 @pytest.mark.parametrize("layer", LAYERS)
-def test_hostile_programs_are_contained(layer, tmp_path, monkeypatch):
+def test_hostile_programs_are_contained(layer, tmp_path, monkeypatch, leased_uids):
     monkeypatch.setattr(sandbox, "_chosen", layer)
     canary = str(CANARY_DIR / f"grpo-code-canary-{uuid.uuid4().hex}")
     home = tmp_path / "home"
@@ -123,8 +158,8 @@ def test_hostile_programs_are_contained(layer, tmp_path, monkeypatch):
         signal.signal(signal.SIGTERM, old)
     assert not got_signal
     assert threading.active_count() == before_threads
-    uids = set(range(sandbox.UID_BASE, sandbox.UID_BASE + sandbox.UID_COUNT)) if os.geteuid() == 0 else set()
-    assert _wait_gone(uids) == []
+    assert len(leased_uids) == (len(cases) if os.geteuid() == 0 else 0)  # one uid per execution
+    assert _wait_gone(leased_uids) == []
     namespaced = layer != "rlimits"
     for (name, (_, endings)), ex in zip(cases.items(), runs):
         assert ex is not None, name
@@ -197,3 +232,39 @@ def test_any_ending_is_reported_never_raised(code):
     assert len(ex.tests) == 1
     if ex.tests[0].ok:
         assert ex.program_ok and ex.ended == "finished"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids are leased only when the trainer runs as root")
+def test_a_leased_uid_is_never_handed_out_again_on_this_machine_until_released(monkeypatch):
+    import itertools
+    import subprocess
+    import sys
+
+    uid, fd = sandbox._lease_uid()
+    try:
+        # another process on the machine cannot take the same lease
+        probe = ("import fcntl, os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\n"
+                 "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)\n")
+        lease_file = str(sandbox.UID_LEASES / str(uid))
+        assert subprocess.run([sys.executable, "-c", probe, lease_file]).returncode == 3
+        # an execution that starts its search at the same uid moves on to the next free one
+        offset = (uid - sandbox.UID_BASE) - os.getpid() * 61
+        monkeypatch.setattr(sandbox, "_uid_counter", itertools.count(offset))
+        other, other_fd = sandbox._lease_uid()
+        assert other != uid
+        sandbox._end_lease(other_fd)
+    finally:
+        sandbox._end_lease(fd)
+    assert subprocess.run([sys.executable, "-c", probe, lease_file]).returncode == 0  # released
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sandbox uids are leased only when the trainer runs as root")
+def test_a_lease_folder_others_can_write_is_refused(monkeypatch, tmp_path):
+    from grpo_core import ConfigError
+
+    loose = tmp_path / "leases"
+    loose.mkdir(mode=0o777)
+    os.chmod(loose, 0o777)
+    monkeypatch.setattr(sandbox, "UID_LEASES", loose)
+    with pytest.raises(ConfigError, match="must be a folder owned by root with mode 0700; remove it and run again"):
+        sandbox._lease_uid()
