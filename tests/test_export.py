@@ -17,7 +17,7 @@ from tiny_adapters import make_adapter_run, tiny_base, tiny_run  # noqa: F401  (
 from grpo_core.errors import ConfigError
 from grpo_core.export.check import ExportCheckError
 from grpo_core.export.export import ExportRequest, export_run
-from grpo_core.export.gguf import llama_cpp_available
+from grpo_core.export.llama_cpp import llama_cpp_available
 
 HAVE_LLAMA = llama_cpp_available()
 
@@ -156,6 +156,45 @@ def test_q4_k_m_is_quantized_by_llama_cpp_and_checked_in_it(tiny_run, tmp_path, 
     assert r["engine"] == "llama.cpp" and r["precision"] == "4bit" and r["passed"] and r["base_ratio"] < 0.1
     assert gguf_metadata(tmp_path / "q4" / "model-grpo-q4_k_m.gguf")["general.file_type"] == 15  # MOSTLY_Q4_K_M
     assert [p.name for p in (tmp_path / "q4").glob("*.gguf")] == ["model-grpo-q4_k_m.gguf"]  # the f32 source was removed
+
+
+_DIE_WITH_SIGILL = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
+
+
+def test_a_llama_cpp_build_for_another_cpu_is_an_error_not_a_crash(tiny_run, tmp_path, monkeypatch, ref):
+    """A llama.cpp build with instructions this CPU lacks dies with SIGILL; that happens in a child process."""
+    from grpo_core.export import export as export_module, llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "_PROBE", _DIE_WITH_SIGILL)
+    monkeypatch.setattr(export_module, "llama_cpp_available", lambda: True)
+    lines = []
+    rec = export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("f16",), out=str(tmp_path / "g")), echo=lines.append, check=ref)
+    assert [r["engine"] for r in rec["check"]["results"]] == ["gguf-reader"] and rec["check"]["passed"]
+    said = next(ln for ln in lines if "SIGILL" in ln)
+    assert "CMAKE_ARGS=-DGGML_NATIVE=OFF" in said and "read back with gguf.GGUFReader instead" in said
+    with pytest.raises(ConfigError, match=r"--gguf-check llama.cpp: llama.cpp died with SIGILL.*--gguf-check reader"):
+        export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("f16",), out=str(tmp_path / "h"), gguf_check="llama.cpp"),
+                   echo=quiet, check=ref)
+    assert (tmp_path / "h" / "model-grpo-f16.gguf").is_file()  # what was written stays
+
+
+def test_llama_cpp_probe_reports_a_file_it_cannot_load(tmp_path):
+    from grpo_core.export.llama_cpp import llama_cpp_failure
+
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(b"GGUF but not really")
+    failure = llama_cpp_failure(bad)
+    assert failure is not None and "not-a-model.gguf" in failure and "exit code 1" in failure
+
+
+@pytest.mark.skipif(not HAVE_LLAMA, reason="llama-cpp-python is not installed")
+def test_a_quantizer_that_dies_is_an_error_and_leaves_no_partial_file(tiny_run, tmp_path, monkeypatch, ref):
+    from grpo_core.export import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "_QUANTIZE", _DIE_WITH_SIGILL)
+    with pytest.raises(ConfigError, match="died with SIGILL while quantizing .* to q4_k_m.*GGML_NATIVE=OFF"):
+        export_run(ExportRequest(run=str(tiny_run), format="gguf", quant=("q4_k_m",), out=str(tmp_path / "q4")), echo=quiet, check=ref)
+    assert not (tmp_path / "q4" / "model-grpo-q4_k_m.gguf").exists()
 
 
 # --- broken exports are caught -------------------------------------------------------------------

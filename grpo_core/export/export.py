@@ -44,11 +44,9 @@ from grpo_core.export.gguf import (
     GGUF_TYPES,
     LLAMA_CPP_TYPES,
     gguf_arch,
-    llama_cpp_available,
-    quantize_with_llama_cpp,
-    require_llama_cpp,
     write_gguf,
 )
+from grpo_core.export.llama_cpp import llama_cpp_available, llama_cpp_failure, quantize_with_llama_cpp, require_llama_cpp
 from grpo_core.export.hub import hub_token, push_to_hub
 from grpo_core.run_folder import Trained, provenance_section, resolve_trained, tokenizer_source
 from grpo_core.runtime.gguf_model import converted_if_gguf
@@ -305,6 +303,15 @@ def _export_gguf(trained: Trained, out: Path, quants, check: ProbeCheck, mode: s
     if mode == "auto" and not have_llama:
         echo("check: llama-cpp-python is not installed, so each GGUF file is read back with gguf.GGUFReader into the HF "
              "architecture instead of running in llama.cpp (`pip install llama-cpp-python` for the llama.cpp check)")
+    if have_llama and mode in ("auto", "llama.cpp", "both") and written:
+        # A llama.cpp build for another CPU dies with SIGILL: try it in a child process before running it here.
+        failure = llama_cpp_failure(min((p for p, _ in written), key=lambda p: p.stat().st_size))
+        if failure and mode != "auto":
+            raise ConfigError(f"--gguf-check {mode}: {failure}. The GGUF files are written in {out}; "
+                              "`--gguf-check reader` checks them without llama.cpp.")
+        if failure:
+            echo(f"check: {failure}. Each GGUF file is read back with gguf.GGUFReader instead.")
+            have_llama = False
     for path, q in written:
         prec = precision_class("gguf", q)
         if mode in ("llama.cpp", "both") or (mode == "auto" and have_llama):

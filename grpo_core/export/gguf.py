@@ -21,7 +21,6 @@ without llama.cpp.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import math
 import re
@@ -298,34 +297,6 @@ def _add(w, name: str, data, qtype: str) -> None:
         w.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
 
 
-def quantize_with_llama_cpp(src: str | Path, dst: str | Path, qtype: str) -> Path:
-    """k-quants (q4_k_m, ...) through llama.cpp's own quantizer, via llama-cpp-python."""
-    llama_cpp = require_llama_cpp(qtype)
-    ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}", None)
-    if ftype is None:
-        raise ConfigError(f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')} has no quantization type {qtype!r}.")
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params))
-    if rc != 0:
-        raise ConfigError(f"llama.cpp failed to quantize {src} to {qtype} (return code {rc}).")
-    return Path(dst)
-
-
-def require_llama_cpp(qtype: str):
-    """The llama_cpp module, or a ConfigError saying what ``qtype`` needs."""
-    try:
-        import llama_cpp  # deferred: optional extra (llama-cpp)
-
-        return llama_cpp
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError(
-            f"--quant {qtype} needs llama.cpp's quantizer: `pip install llama-cpp-python` (builds llama.cpp from source, "
-            f"about 7 minutes of CPU on 2 cores; cmake and a C++ compiler needed). Import failed: {type(exc).__name__}: {exc}. "
-            "f32, f16, bf16 and q8_0 need only the gguf package."
-        ) from None
-
-
 # --- reading back -------------------------------------------------------------------------------
 
 def gguf_metadata(path: str | Path) -> dict[str, Any]:
@@ -384,12 +355,3 @@ def load_gguf_as_hf(path: str | Path, config):
     if getattr(config, "tie_word_embeddings", False):
         model.tie_weights()
     return model.eval()
-
-
-def llama_cpp_available() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-
-        return True
-    except Exception:  # noqa: BLE001
-        return False
