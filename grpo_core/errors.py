@@ -63,3 +63,9 @@ class ConfigError(GrpoCoreError):
 
 class PreflightError(GrpoCoreError):
     """A pre-flight check failed before any model was loaded."""
+
+
+class VllmServerError(GrpoCoreError):
+    """The vLLM server a run generates with (``vllm_mode: server``) cannot be reached or stopped answering."""
+
+    exit_code = 1

@@ -281,6 +281,9 @@ def write_adapter_card(adapter_dir: Path, info: RunInfo) -> None:
 #: statuses a run.json holds while its process works on it; read with :func:`effective_status`
 LIVE_STATUSES = ("starting", "loading", "running")
 #: what ``run`` writes into a run folder (``--overwrite`` clears these, and nothing else)
+#: what ``grpo-core launch`` writes into a run's folder before the run starts (the accelerate config it launches
+#: with, the vLLM server's log): a folder holding only these (and a dry run's preflight.json) takes a new run
+LAUNCH_FILES = ("accelerate_config.yaml", "vllm_server.log")
 RUN_FILES = ("run.json", "report.md", "rewards.png", "log_history.json", "eval.jsonl", "preflight.json", "README.md")
 RUN_FOLDERS = ("adapter", "sft")
 
@@ -338,8 +341,8 @@ def check_output_dir(path: str | Path, *, resume: bool = False, overwrite: bool 
     if dry_run or not p.exists() or not any(p.iterdir()):
         return p
     if not is_run_folder(p):
-        if set(f.name for f in p.iterdir()) <= {"preflight.json"}:
-            return p  # only a dry run's record
+        if set(f.name for f in p.iterdir()) <= {"preflight.json", *LAUNCH_FILES}:
+            return p  # only a dry run's record, or what the launcher wrote for this run
         raise ConfigError(f"--output-dir {str(p)!r} is not empty and is not a run folder; pass a new or empty folder.")
     if overwrite:
         clear_run_files(p)

@@ -39,7 +39,7 @@ def test_the_contracts_cover_every_top_level_module():
     entries -= {"assets"} | set(DEPRECATED_ALIASES)
     assert entries - placed == set(), f"place these in a layer of [tool.importlinter]: {sorted(entries - placed)}"
     # the public face (__init__, _version, hookspecs, errors, __main__), the bundled model, the layers; no alias files
-    assert len(list(p for p in PACKAGE.iterdir() if p.name != "__pycache__")) <= 19
+    assert len(list(p for p in PACKAGE.iterdir() if p.name != "__pycache__")) <= 20
     assert not set(DEPRECATED_ALIASES) & {p.stem for p in PACKAGE.iterdir()}
 
 

@@ -6,13 +6,14 @@ import sys
 
 import click
 
-from grpo_core.cli import eval as eval_command, export as export_command, listing, new_plugin, presets, run, runs, score
+from grpo_core.cli import eval as eval_command, export as export_command, launch, listing, new_plugin, presets, run, runs, score
 from grpo_core.cli.group import cli
 from grpo_core.plugins import load_plugins
 from grpo_core.plugins.manager import call_each_implementation
 
 CORE_COMMANDS = (
     run.run,
+    launch.launch,
     score.score,
     eval_command.eval_,
     export_command.export,

@@ -9,7 +9,7 @@ import click
 
 from grpo_core.cli.options import flag_updates, setting_options
 from grpo_core.config.presets import DEFAULT_PRESET
-from grpo_core.config.settings import build_config, load_yaml
+from grpo_core.config.settings import RunConfig, build_config, load_yaml
 from grpo_core.config.trl_fields import grpo_defaults
 from grpo_core.errors import ConfigError
 from grpo_core.plugins import load_plugin_file
@@ -48,6 +48,21 @@ def run(preset, config_file, plugin_files, sets, resume, overwrite, dry_run, **f
     Exit status: 0 when the run finished, 130 when Ctrl-C or SIGTERM stopped it (what it trained is
     saved), 2 for settings refused before anything loaded, 1 when it failed (run.json says why).
     """
+    cfg = run_settings(preset, config_file, plugin_files, sets, resume, overwrite, flags)
+    click.echo(settings_line(cfg))
+    try:
+        info = train_run(cfg, dry_run=dry_run, resume=resume, overwrite=overwrite, echo=lambda s: click.echo(s))
+    except KeyboardInterrupt:
+        click.echo("grpo-core: interrupted.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if info.get("status") in ("interrupted", "aborted"):
+        click.echo(f"grpo-core: the run was {info['status']} at step {info.get('global_step')} (exit {EXIT_INTERRUPTED}); "
+                   f"continue it with: grpo-core run --output-dir {cfg.output_dir} --resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def run_settings(preset, config_file, plugin_files, sets, resume, overwrite, flags) -> RunConfig:
+    """The run's settings from ``run``'s parsed arguments, checked (``grpo-core launch`` reads its run arguments here too)."""
     for path in plugin_files:
         load_plugin_file(path)
     updates = flag_updates(flags)
@@ -64,16 +79,18 @@ def run(preset, config_file, plugin_files, sets, resume, overwrite, dry_run, **f
             cfg = dataclasses.replace(cfg, eval_dataset=None)
     cfg.validate()
     resolve(cfg.reward_selection)  # names and options: exit 2 before anything heavy loads
-    click.echo(settings_line(cfg))
-    try:
-        info = train_run(cfg, dry_run=dry_run, resume=resume, overwrite=overwrite, echo=lambda s: click.echo(s))
-    except KeyboardInterrupt:
-        click.echo("grpo-core: interrupted.", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    if info.get("status") in ("interrupted", "aborted"):
-        click.echo(f"grpo-core: the run was {info['status']} at step {info.get('global_step')} (exit {EXIT_INTERRUPTED}); "
-                   f"continue it with: grpo-core run --output-dir {cfg.output_dir} --resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    return cfg
+
+
+def settings_from_arguments(args: list[str] | tuple[str, ...]) -> tuple[RunConfig, dict[str, bool]]:
+    """The settings ``grpo-core run ARGS`` would run with (parsed by ``run``'s own options), and its
+    ``resume``, ``overwrite`` and ``dry_run`` flags."""
+    with run.make_context("run", list(args)) as ctx:
+        params = dict(ctx.params)
+    modes = {name: bool(params.pop(name)) for name in ("resume", "overwrite", "dry_run")}
+    cfg = run_settings(params.pop("preset"), params.pop("config_file"), params.pop("plugin_files"), params.pop("sets"),
+                       modes["resume"], modes["overwrite"], params)
+    return cfg, modes
 
 
 def _given(key: str, flags: dict, sets: tuple[str, ...], config_file: str | None) -> bool:

@@ -115,6 +115,10 @@ class RunConfig:
                                    flags=("--fast-inference/--no-fast-inference",), backends=UNSLOTH_ONLY)
     use_vllm: bool | None = setting(None, help="trl: generate with vLLM (None: when installed and on GPU).", backends=TRL_ONLY)
     vllm_mode: str = setting("colocate", help="trl: vLLM colocate or server mode.", backends=TRL_ONLY, choices=("colocate", "server"))
+    vllm_server_retries: int = setting(5, help="trl + vLLM server: retries of a request to the server that failed (connection refused or reset, no answer in time, HTTP 500/502/503), 2 s, 4 s, 8 s, ... apart; then the run stops naming the server (TRL's client: 5). How long the first connection waits is TRL's vllm_server_timeout.",
+                                       backends=TRL_ONLY, minimum=0)
+    vllm_server_request_timeout: float | None = setting(600.0, help="trl + vLLM server: seconds one request (a generation round, a weight update) may go without an answer before it is retried (null: no limit, TRL's behaviour).",
+                                                        backends=TRL_ONLY, above=0)
     trim_padding: bool = setting(True, help="trl backend: cut each forward pass to its own longest prompt instead of the generation round's (same log-probs, fewer tokens).", backends=TRL_ONLY)
     group_steps: bool = setting(True, help="trl backend: when a generation round feeds several steps, give each step whole prompt groups (as generating every step does) instead of TRL's shuffle across steps.", backends=TRL_ONLY)
     longest_first: bool = setting(False, help="Put the longest prompts (by tokens) in the first generation round, so a run that will run out of memory on long sequences does so at step 1; the rest of the order, and how often each prompt appears per epoch, stay TRL's.")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ContextManager
 
 from grpo_core.config.settings import AUTO_FRACTION, RunConfig
+from grpo_core.config.trl_fields import trl_default
 from grpo_core.errors import ConfigError
 from grpo_core.runtime.hardware import cuda_available
 from grpo_core.train.backends.base import Backend, Echo, LoadedPolicy, engine_fraction, target_modules
@@ -25,6 +26,7 @@ from grpo_core.train.memory_plan import (
 from grpo_core.train.preflight import VllmSetup
 from grpo_core.train.trl_glue import make_trainer_class
 from grpo_core.train.vllm_engine import extra_engine_kwargs
+from grpo_core.train.vllm_server import configure_client, server_client, server_errors
 from grpo_core.train.vllm_sync import install_fast_sync
 
 
@@ -172,10 +174,19 @@ class TrlBackend(Backend):
                                   first_round_lengths=first_round_lengths, skip_old_logps_pass=cfg.skip_old_logps_pass, echo=echo)
 
     def building_trainer(self, cfg: RunConfig, echo: Echo) -> ContextManager[None]:
+        if cfg.vllm_mode == "server":
+            def value(name: str) -> Any:
+                return cfg.grpo.get(name, trl_default(name))
+
+            address = value("vllm_server_base_url") or f"http://{value('vllm_server_host')}:{value('vllm_server_port')}"
+            return server_errors(address, value("vllm_server_timeout"))
         return extra_engine_kwargs(cfg.vllm_engine_kwargs, echo=echo)
 
     def trainer_built(self, trainer: Any, cfg: RunConfig, echo: Echo) -> None:
         if not getattr(trainer, "use_vllm", False):
             return
+        client = server_client(trainer)
+        if client is not None:
+            echo(configure_client(client, retries=cfg.vllm_server_retries, timeout=cfg.vllm_server_request_timeout))
         why_not = install_fast_sync(trainer) if cfg.fast_vllm_sync else "fast_vllm_sync is off"
         echo("vLLM weight sync: " + ("grpo-core's (changed LoRA layers only, merged out of place, one load call)" if why_not is None else f"TRL's ({why_not})"))
