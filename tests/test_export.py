@@ -223,6 +223,28 @@ def test_a_merge_that_drops_the_lora_fails_the_check(tiny_run, tmp_path, monkeyp
     assert any("behaves like the base model" in ln for ln in lines)
 
 
+def test_rounding_as_large_as_the_adapters_effect_is_named_as_such(tiny_base, tmp_path, torch1):
+    """An export far from the adapter yet not near the base is rounding noise, not a dropped LoRA: the failure says so."""
+    from tiny_adapters import make_adapter_run
+
+    from grpo_core.export.check import ProbeCheck
+    from grpo_core.run_folder import resolve_trained
+
+    check = ProbeCheck(resolve_trained(make_adapter_run(tmp_path / "weak", tiny_base, scale=0.01)), echo=quiet)
+    gen = torch1.Generator().manual_seed(0)
+    noise = [torch1.randn(p.ref_logp.shape, generator=gen) for p in check.probes]
+    sigma = 1e-3
+    while True:  # grow the noise until it is as large as the adapter's effect
+        cand = [torch1.log_softmax(p.ref_logp + sigma * n, dim=-1) for p, n in zip(check.probes, noise)]
+        if check._kl([p.ref_logp for p in check.probes], cand) > check.adapter_effect:
+            break
+        sigma *= 1.5
+    r = check.judge("noisy.gguf", "test", "8bit", cand, [p.ref_tokens for p in check.probes])
+    assert not r.passed and r.base_ratio > 0.5
+    assert any("no larger than this precision's rounding" in f and "export a finer precision (f16)" in f for f in r.failures)
+    assert not any("behaves like the base model" in f for f in r.failures)
+
+
 def test_a_merge_that_changes_outputs_beyond_tolerance_fails(tiny_run, tmp_path, monkeypatch, torch1, ref):
     import grpo_core.export.export as ex
 

@@ -226,6 +226,11 @@ class ProbeCheck:
         if self.adapter_effect < MIN_ADAPTER_EFFECT:
             f.append(f"the adapter itself does not change the base model's outputs on the probe prompts (KL {self.adapter_effect:.1e}): "
                      "it is untrained or empty, so no export can be shown to carry it")
+        elif ratio > MAX_BASE_RATIO and self._kl([p.base_logp for p in self.probes], cand_logp) > MAX_BASE_RATIO * self.adapter_effect:
+            # far from the adapter but not near the base either: the rounding is as large as what training changed
+            f.append(f"the adapter's own effect (KL {self.adapter_effect:.1e}) is no larger than this precision's rounding (KL to the "
+                     f"adapter {kl:.1e}, {ratio:.0%} of the effect; max {MAX_BASE_RATIO:.0%}), so the check cannot tell whether the LoRA "
+                     "was kept: train further, or export a finer precision (f16)")
         elif ratio > MAX_BASE_RATIO:
             f.append(f"the export behaves like the base model: its distance to the adapter is {ratio:.0%} of the adapter's own effect "
                      f"(max {MAX_BASE_RATIO:.0%}); the LoRA was dropped or only partly merged")
