@@ -104,6 +104,6 @@ def test_eval_two_grpo_steps_export_and_check(smollm2, tmp_path):
     trained = resolve_trained(str(out))
     check = ProbeCheck(trained, echo=lambda s: None)
     lines = []
-    for fmt, extra in (("lora", {}), ("merged_16bit", {}), ("gguf", {"quant": ("f16", "q8_0")})):
+    for fmt, extra in (("lora", {}), ("merged_16bit", {}), ("gguf", {"quant": ("q8_0",)})):
         record = export_run(ExportRequest(run=str(out), format=fmt, out=str(tmp_path / fmt), **extra), echo=lines.append, check=check)
         assert record["check"]["passed"], (fmt, lines)  # export_run raises first when a check fails
