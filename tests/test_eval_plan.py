@@ -36,6 +36,13 @@ def test_a_chosen_dataset_is_not_evaluated_on_the_presets_split(monkeypatch, tmp
     assert _captured_cfg(monkeypatch, "--dataset", "myproblems:train").eval_dataset is None
     assert _captured_cfg(monkeypatch, "--dataset", "myproblems:train", "--eval-dataset", "gsm8k:test").eval_dataset == "gsm8k:test"
     assert _captured_cfg(monkeypatch).eval_dataset == "arithmetic:test"
+    # the same rule for a config file, --set and the Python API
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("dataset: myproblems:train\n")
+    assert build_config(preset="tiny-cpu", config_file=str(yaml_file)).eval_dataset is None
+    assert build_config(preset="tiny-cpu", sets=["dataset=myproblems:train"]).eval_dataset is None
+    yaml_file.write_text("dataset: myproblems:train\neval_dataset: gsm8k:test\n")
+    assert build_config(preset="tiny-cpu", config_file=str(yaml_file)).eval_dataset == "gsm8k:test"
 
 
 def test_the_training_adapters_own_test_split_or_a_note():

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import click
 
 from grpo_core.cli.options import flag_updates, setting_options
 from grpo_core.config.presets import DEFAULT_PRESET
-from grpo_core.config.settings import RunConfig, build_config, load_yaml
+from grpo_core.config.settings import RunConfig, build_config
 from grpo_core.config.trl_fields import grpo_defaults
 from grpo_core.errors import ConfigError
 from grpo_core.plugins import load_plugin_file
@@ -74,9 +73,6 @@ def run_settings(preset, config_file, plugin_files, sets, resume, overwrite, fla
         cfg = resumed_config(output_dir, preset=preset, config_file=config_file, flags=updates, sets=list(sets))
     else:
         cfg = build_config(preset=preset, config_file=config_file, flags=updates, sets=list(sets), default_preset=DEFAULT_PRESET)
-        if _given("dataset", updates, sets, config_file) and not _given("eval_dataset", updates, sets, config_file):
-            # a preset's held-out split belongs to the preset's dataset: evaluate on the chosen dataset's own
-            cfg = dataclasses.replace(cfg, eval_dataset=None)
     cfg.validate()
     resolve(cfg.reward_selection)  # names and options: exit 2 before anything heavy loads
     return cfg
@@ -91,12 +87,6 @@ def settings_from_arguments(args: list[str] | tuple[str, ...]) -> tuple[RunConfi
     cfg = run_settings(params.pop("preset"), params.pop("config_file"), params.pop("plugin_files"), params.pop("sets"),
                        modes["resume"], modes["overwrite"], params)
     return cfg, modes
-
-
-def _given(key: str, flags: dict, sets: tuple[str, ...], config_file: str | None) -> bool:
-    """Whether the user set ``key`` (a flag, ``--set`` or the config file), rather than a preset."""
-    return (flags.get(key) is not None or any(s.partition("=")[0].strip() == key for s in sets)
-            or bool(config_file and key in load_yaml(config_file)))
 
 
 def settings_line(cfg) -> str:

@@ -369,4 +369,8 @@ def build_config(preset: str | None = None, config_file: str | None = None, flag
         cfg = cfg.merged(flags, "command line", none_means_unset=True)
     if set_values:
         cfg = cfg.merged(set_values, "--set")
+    given = {key for source in (config, flags or {}, set_values) for key, value in source.items() if value is not None}
+    if chosen and base is None and "dataset" in given and "eval_dataset" not in given:
+        # a preset's held-out split belongs to the preset's dataset: evaluate on the chosen dataset's own
+        cfg = dataclasses.replace(cfg, eval_dataset=None)
     return cfg
