@@ -183,6 +183,13 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def failure_summary(exc: BaseException) -> str:
+    """run.json's ``error``: the exception's type and message; in a run of several processes, which one saw it."""
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f"process {os.environ.get('RANK', '0')} of {processes}: " if processes > 1 else ""
+    return f"{where}{type(exc).__name__}: {exc}"[:500]
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 

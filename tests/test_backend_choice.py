@@ -77,3 +77,15 @@ def test_recomputation_follows_the_setting_and_auto_the_memory(gpu, model_3b):
     assert recompute is True and "exceed" in why
     with pytest.raises(ConfigError, match="recompute_activations must be true or false, or one of auto"):
         cfg(model_3b, "recompute_activations=sometimes").validate(check_grpo_fields=False)
+
+
+def test_fsdp_on_cpu_is_named_as_ignored(monkeypatch):
+    """accelerate 1.15 builds FSDP only for GPU-type devices: on CPU the setting would vanish without a word."""
+    pytest.importorskip("torch")
+    from grpo_core.runtime.hardware import BUNDLED_MODEL
+
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    plain = trl_backend.TrlBackend().load_policy(build_config(flags={}), str(BUNDLED_MODEL))
+    sharded = trl_backend.TrlBackend().load_policy(build_config(sets=["fsdp=full_shard"]), str(BUNDLED_MODEL))
+    assert not any(n.startswith("fsdp:") for n in plain.notes)
+    assert any(n.startswith("fsdp: ignored on CPU") for n in sharded.notes)

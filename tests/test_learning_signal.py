@@ -183,13 +183,73 @@ def test_tied_groups_ignore_unscorable_rows():
     assert dynamic_sampling.tied_groups(rewards, torch.tensor([1.0, 0.0]), 2) == [True, True, True]
 
 
-def test_dynamic_sampling_refuses_several_processes(plugins_registered, tiny_model, tmp_path, monkeypatch):
-    from grpo_core.train import run
+class _Process:
+    """One process of a simulated two-process run, as DynamicSampling.fill sees its trainer."""
 
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    cfg = build_config(flags={**FLAGS, "plugins": "odd_parity", "model": tiny_model, "output_dir": str(tmp_path), "dynamic_sampling": True})
-    with pytest.raises(ConfigError, match="single process"):
-        run(cfg, dry_run=True, echo=lambda s: None)
+    def __init__(self, index: int, dataset: list[dict], processes: int = 2) -> None:
+        self.num_generations = 2
+        self.accelerator = SimpleNamespace(num_processes=processes, process_index=index, gather=lambda t: t * processes)
+        self.processing_class = SimpleNamespace(pad_token_id=0)
+        self.reward_weights = torch.tensor([1.0])
+        self.train_dataset = dataset
+        self._metrics = defaultdict(lambda: defaultdict(list))
+
+
+def _fill_as_process(index: int, dataset: list[dict], first_round: list[dict]) -> tuple[dict, dict, int]:
+    """What process ``index`` trains on. Every round's rewards are every process's (as TRL gathers them): a
+    prompt whose id is a multiple of 3 ties, the others score 0 and 1 within their group."""
+    sampler = dynamic_sampling.DynamicSampling(max_rounds=4, seed=0)
+    round_rows = {"all": first_round}
+    draw = sampler.draw
+
+    def drawn(data, groups, group):
+        round_rows["all"] = draw(data, groups, group)  # every process's rows of the extra round
+        return round_rows["all"]
+
+    sampler.draw = drawn
+    calls = []
+
+    def generate(rows):
+        everyone = round_rows["all"]
+        sampler.last_rewards = torch.tensor([[0.0 if r["id"] % 3 == 0 else float(i % 2)] for i, r in enumerate(everyone)])
+        calls.append(len(rows))
+        return {"prompt_ids": torch.tensor([[r["id"]] for r in rows]), "prompt_mask": torch.ones(len(rows), 1, dtype=torch.long),
+                "completion_ids": torch.ones(len(rows), 2, dtype=torch.long), "completion_mask": torch.ones(len(rows), 2, dtype=torch.long),
+                "advantages": torch.zeros(len(rows))}
+
+    trainer = _Process(index, dataset)
+    mine = len(first_round) // 2
+    out = sampler.fill(trainer, first_round[index * mine:(index + 1) * mine], generate)
+    return out, {k: v for k, v in trainer._metrics["train"].items()}, len(calls)
+
+
+def test_dynamic_sampling_on_two_processes_takes_the_same_decisions_and_keeps_groups_whole():
+    dataset = [{"id": i} for i in range(30)]
+    # process 0 starts with two tied groups (ids 3 and 6), process 1 with none: only process 0 is short
+    first = [dataset[i] for i in (3, 3, 6, 6, 1, 1, 2, 2)]
+    results = [_fill_as_process(p, dataset, first) for p in (0, 1)]
+    (out0, metrics0, calls0), (out1, metrics1, calls1) = results
+    assert metrics0 == metrics1 and calls0 == calls1 > 1  # both ran the same extra rounds: their gathers line up
+    assert metrics0["dynamic_sampling/dropped_groups"] == [2.0] and metrics0["dynamic_sampling/refilled_groups"] == [2.0]
+    assert out1["prompt_ids"].flatten().tolist() == [1, 1, 2, 2]  # process 1 kept its own groups
+    for out in (out0, out1):
+        ids = out["prompt_ids"].flatten().tolist()
+        assert len(ids) == 4 and ids[0::2] == ids[1::2]  # whole groups, as many as each process started with
+        trained = out["completion_mask"].sum(1) > 0
+        assert not any(i % 3 == 0 for i, t in zip(ids, trained.tolist()) if t)  # no tied group reaches the loss
+
+
+def test_dynamic_sampling_needs_whole_groups_on_each_process():
+    sampler = dynamic_sampling.DynamicSampling(max_rounds=1)
+    trainer = _Process(0, [{"id": 1}], processes=2)
+    trainer.num_generations = 4
+
+    def generate(rows):
+        return {"completion_ids": torch.ones(len(rows), 1, dtype=torch.long), "completion_mask": torch.ones(len(rows), 1, dtype=torch.long),
+                "advantages": torch.zeros(len(rows))}
+
+    with pytest.raises(ConfigError, match="multiple of num_generations"):
+        sampler.fill(trainer, [{"id": 1}] * 2, generate)
 
 
 # --- the mismatch correction --------------------------------------------------------------------
@@ -316,3 +376,22 @@ def test_diagnosis_is_quiet_on_a_healthy_run():
                           "completions/clipped_ratio": lambda i: 0.02, "mismatch/logp_diff_mean": lambda i: 0.01})
     assert Diagnosis(["xml", "correctness"]).update(healthy) == []
     assert Diagnosis(["xml", "correctness"]).update(healthy[:6]) == []  # too few steps to judge
+
+
+# --- the rollout log ----------------------------------------------------------------------------
+
+def test_rollout_log_appends_the_latest_gathered_round(tmp_path):
+    from collections import deque
+
+    from grpo_core.train.rollout_log import RolloutLog
+
+    logs = {"prompt": deque(["old", "p", "p"], maxlen=3), "completion": deque(["x", "a", "b"], maxlen=3),
+            "rewards": {"r": deque([0.0, 1.0, float("nan")], maxlen=3)}, "advantages": deque([0.0, 0.7, -0.7], maxlen=3)}
+    trainer = SimpleNamespace(_logs=logs, reward_func_names=["r"], state=SimpleNamespace(global_step=4))
+    RolloutLog(tmp_path).append(trainer, rows=2, round_=1)
+    RolloutLog(tmp_path, enabled=False).append(trainer, rows=2, round_=1)  # another process: writes nothing
+    lines = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
+    assert lines == [{"step": 5, "round": 1, "row": 0, "prompt": "p", "completion": "a", "rewards": {"r": 1.0}, "advantage": 0.7},
+                     {"step": 5, "round": 1, "row": 1, "prompt": "p", "completion": "b", "rewards": {"r": None}, "advantage": -0.7}]
+    with pytest.raises(RuntimeError, match="turn log_rollouts off"):
+        RolloutLog(tmp_path).append(trainer, rows=4, round_=0)

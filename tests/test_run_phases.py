@@ -411,6 +411,7 @@ def test_a_failed_training_is_recorded_and_raised(setup):
     with pytest.raises(RuntimeError, match="boom"):
         run_phases.train(setup, training, engine, info)
     assert info.data["status"] == "failed" and info.data["global_step"] == 3 and engine.closed
+    assert info.data["error"] == "RuntimeError: boom"  # what stopped it, in run.json
 
 
 def test_save_evaluate_after_and_report(setup, capsys):

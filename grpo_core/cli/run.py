@@ -13,7 +13,7 @@ from grpo_core.config.trl_fields import grpo_defaults
 from grpo_core.errors import ConfigError
 from grpo_core.plugins import load_plugin_file
 from grpo_core.rewards.selection import resolve
-from grpo_core.run_folder import check_output_dir
+from grpo_core.run_folder import check_output_dir, is_main_process
 from grpo_core.train import run as train_run
 from grpo_core.train.resume import resumed_config
 
@@ -32,7 +32,7 @@ EXIT_INTERRUPTED = 130
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Any setting or GRPOConfig field, e.g. --set beta=0.04. Repeatable.")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --output-dir from its last checkpoint, with the settings its run.json recorded "
-                   "(flags given beside it must agree, except max_steps, save_steps, save_total_limit, threads, profile, trace_step).")
+                   "(flags given beside it must agree, except max_steps, save_steps, save_total_limit, threads, profile, trace_step, log_rollouts).")
 @click.option("--overwrite", is_flag=True, help="Start again in an --output-dir that holds a run: delete its run.json, adapter, checkpoints and report first.")
 @click.option("--dry-run", is_flag=True,
               help="Run the pre-flight checks, then stop before loading the model; writes preflight.json (nothing, into a folder that holds a run).")
@@ -48,15 +48,17 @@ def run(preset, config_file, plugin_files, sets, resume, overwrite, dry_run, **f
     saved), 2 for settings refused before anything loaded, 1 when it failed (run.json says why).
     """
     cfg = run_settings(preset, config_file, plugin_files, sets, resume, overwrite, flags)
-    click.echo(settings_line(cfg))
+    if is_main_process():  # every process of a multi-process run runs this command; one talks
+        click.echo(settings_line(cfg))
     try:
         info = train_run(cfg, dry_run=dry_run, resume=resume, overwrite=overwrite, echo=lambda s: click.echo(s))
     except KeyboardInterrupt:
         click.echo("grpo-core: interrupted.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if info.get("status") in ("interrupted", "aborted"):
-        click.echo(f"grpo-core: the run was {info['status']} at step {info.get('global_step')} (exit {EXIT_INTERRUPTED}); "
-                   f"continue it with: grpo-core run --output-dir {cfg.output_dir} --resume", err=True)
+        if is_main_process():
+            click.echo(f"grpo-core: the run was {info['status']} at step {info.get('global_step')} (exit {EXIT_INTERRUPTED}); "
+                       f"continue it with: grpo-core run --output-dir {cfg.output_dir} --resume", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 

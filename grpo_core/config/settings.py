@@ -147,12 +147,13 @@ class RunConfig:
     threads: int | None = setting(None, help="torch CPU threads (default: torch's choice).", flags=("--threads",), minimum=1)
     profile: bool = setting(False, help="Synchronise the GPU at phase edges so the logged time/* phases (generate, sync, old_logps, rewards, train) are exact.", flags=("--profile",))
     trace_step: int | None = setting(None, help="Profile this optimizer step (torch profiler) and write trace-step-N.json: wall vs GPU-busy time, kernel launches, the costliest operations.", minimum=1)
+    log_rollouts: bool = setting(False, help="Append every training completion to rollouts.jsonl in the output folder: its step, prompt, each reward's score and its advantage, as TRL computed them after gathering every process's rows (written by the main process).")
     # the learning signal: rollout probe (train/probe), dynamic sampling (train/dynamic_sampling), mismatch correction (train/is_correction)
     probe: int | None = setting(None, help="Rollout probe before GRPO: sample N prompts x num_generations, score them, stop when the rewards cannot teach (0: off; default: 8, off for the bundled tiny reasoner).",
                                 flags=("--probe",), metavar="N", minimum=0)
     probe_max_tied: float = setting(0.9, help="The probe stops the run when more than this share of its prompt groups have rewards that all tie.", minimum=0, maximum=1)
     force: bool = setting(False, help="Train even when the rollout probe finds no learning signal.", flags=("--force",))
-    dynamic_sampling: bool = setting(False, help="DAPO dynamic sampling: replace groups whose rewards all tie with groups from further prompts (single process).",
+    dynamic_sampling: bool = setting(False, help="DAPO dynamic sampling: replace groups whose rewards all tie with groups from further prompts.",
                                      flags=("--dynamic-sampling/--no-dynamic-sampling",))
     dynamic_sampling_max_rounds: int = setting(2, help="Dynamic sampling: at most this many extra generation rounds per batch; groups still missing are kept out of the loss.", minimum=0)
     mismatch_correction: str = setting("token_truncate", help="Sampler/trainer mismatch correction with vLLM (TRL's vllm_importance_sampling_correction): token_truncate (truncated IS), token_mask, sequence_truncate, sequence_mask, or off (YAML reads a bare off as false, which means off; true is refused). Both backends.",

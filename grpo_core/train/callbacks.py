@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback as HFProgress
 
 from grpo_core.train.diagnosis import Diagnosis
+from grpo_core.train.processes import every_process
 
 
 def _fmt(v) -> str:
@@ -148,7 +149,13 @@ class GracefulStop(TrainerCallback):
     :mod:`grpo_core.rewards.engine`), so the first press never waits on a hung reward
     for ever. The second raises ``KeyboardInterrupt`` in the trainer; the reward
     engine kills its busy workers, and the runner saves the adapter (no
-    checkpoint)."""
+    checkpoint).
+
+    With several processes the stop is decided together: at the end of every step the processes
+    share whether any of them was asked to stop, so all stop after the same step and save one
+    checkpoint (a process that stopped alone would leave the others waiting in the next step's
+    collective operations). torchrun starts its workers in sessions of their own, so a Ctrl-C reaches
+    torchrun alone, which passes the signal on to every worker (and kills any still running 30 s later)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -179,7 +186,8 @@ class GracefulStop(TrainerCallback):
         )
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested:
+        if any(every_process(self.requested)):
+            self.requested = True  # asked here or in another process of the run: all stop after this step
             control.should_save = True
             control.should_training_stop = True
         return control

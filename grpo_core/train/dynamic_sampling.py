@@ -15,13 +15,16 @@ the trainer's ``_generate_and_score_completions`` (TRL's, and Unsloth's patched 
    When the cap is reached first, tied groups fill the remaining places with their completion
    mask zeroed: they keep the batch's shape but never reach the loss.
 
-Metrics (per logging step, averaged as TRL's are): ``dynamic_sampling/dropped_groups``,
+Metrics (per logging step, averaged as TRL's are; counted over every process): ``dynamic_sampling/dropped_groups``,
 ``dynamic_sampling/refilled_groups``, ``dynamic_sampling/unfilled_groups``,
 ``dynamic_sampling/extra_rounds`` and ``dynamic_sampling/extra_completions``. TRL's own reward
 metrics cover every generated round, dropped groups included.
 
-Single process only: each process would decide on its own how many extra rounds to run, and
-the rounds' collective operations would no longer line up.
+Several processes (``accelerate launch``, ``torchrun``): each generation round is scored on every
+process and TRL gathers the rewards, so every process sees which groups of every process tie and
+makes the same decision: the same number of extra rounds (each a collective round: a process that ran
+one more than another would wait for ever), the same prompts drawn, each process generating its own
+share and keeping its own groups whole until it holds as many as it started with.
 """
 
 from __future__ import annotations
@@ -128,38 +131,57 @@ class DynamicSampling:
         return [dict(dataset[i]) for i in picks for _ in range(group)]
 
     def _tied(self, trainer, batch: dict, group: int) -> list[bool]:
-        rows = batch["completion_ids"].shape[0]
+        """Which groups of the round tie, every process's groups in process order (the same list on every process)."""
+        rows = batch["completion_ids"].shape[0] * trainer.accelerator.num_processes
         rewards, self.last_rewards = self.last_rewards, None
-        if rewards is not None and rewards.shape[0] == rows:
+        if rewards is not None and rewards.shape[0] == rows:  # TRL's rewards, already gathered from every process
             return tied_groups(rewards, trainer.reward_weights, group)
-        return tied_from_advantages(batch["advantages"], group)
+        advantages = batch["advantages"]
+        if trainer.accelerator.num_processes > 1:
+            advantages = trainer.accelerator.gather(advantages)
+        return tied_from_advantages(advantages, group)
 
     def fill(self, trainer, inputs: list, generate: Callable[[list], dict]) -> dict:
+        """The round for ``inputs``, its tied groups replaced (see the module docstring).
+
+        With several processes every process makes the same decisions, from the gathered rewards: it knows
+        which of every process's groups tie, so all of them run the same number of extra rounds, each
+        drawing the same prompts and generating its own share, and each keeps its own groups whole."""
         import torch  # deferred: heavy (torch); the runner imports this module before the model loads
 
-        if trainer.accelerator.num_processes > 1:
-            raise ConfigError("dynamic_sampling runs in a single process; turn it off (--set dynamic_sampling=false) for multi-GPU runs.")
         group = trainer.num_generations
+        processes, me = trainer.accelerator.num_processes, trainer.accelerator.process_index
         batch = generate(inputs)
         multimodal = sorted(set(batch) & MULTIMODAL)
         if multimodal:
             raise ConfigError(f"dynamic_sampling supports text-only batches; this one holds {multimodal}. Turn dynamic_sampling off.")
-        wanted = batch["completion_ids"].shape[0] // group
+        rows = batch["completion_ids"].shape[0]
+        if rows % group:
+            raise ConfigError(f"dynamic_sampling keeps prompt groups whole on each process, and each holds {rows} completions per "
+                              f"round, not a multiple of num_generations {group}; make per_device_train_batch_size x "
+                              "steps_per_generation a multiple of num_generations, or turn dynamic_sampling off.")
+        wanted = rows // group  # groups per process
         tied = self._tied(trainer, batch, group)
-        kept = [(batch, [i for i, t in enumerate(tied) if not t])]
-        spare = (batch, [i for i, t in enumerate(tied) if t])
-        have, seen, dropped, rounds, extra = len(kept[0][1]), len(tied), sum(tied), 0, 0
-        while have < wanted and rounds < self.max_rounds:
+        mine = tied[me * wanted:(me + 1) * wanted]
+        kept = [(batch, [i for i, t in enumerate(mine) if not t])]
+        spare = (batch, [i for i, t in enumerate(mine) if t])
+        have = [wanted - sum(tied[p * wanted:(p + 1) * wanted]) for p in range(processes)]
+        first, seen, dropped, rounds, extra = sum(have), len(tied), sum(tied), 0, 0
+        while min(have) < wanted and rounds < self.max_rounds:
             rounds += 1
-            rate = max(have / seen, 1.0 / wanted)
-            ask = min(wanted, math.ceil((wanted - have) / rate))
-            more = generate(self.draw(trainer.train_dataset, ask, group))
-            extra += ask * group
+            rate = max(sum(have) / seen, 1.0 / wanted)
+            ask = min(wanted, math.ceil((wanted - min(have)) / rate))  # groups per process
+            drawn = self.draw(trainer.train_dataset, ask * processes, group)  # the same on every process
+            more = generate(drawn[me * ask * group:(me + 1) * ask * group])
+            extra += ask * group * processes
             t = self._tied(trainer, more, group)
-            good = [i for i, x in enumerate(t) if not x][: wanted - have]
-            kept.append((more, good))
-            have, seen, dropped = have + len(good), seen + len(t), dropped + sum(t)
-        unfilled = wanted - have
+            for p in range(processes):
+                good = [i for i, x in enumerate(t[p * ask:(p + 1) * ask]) if not x][: wanted - have[p]]
+                if p == me:
+                    kept.append((more, good))
+                have[p] += len(good)
+            seen, dropped = seen + len(t), dropped + sum(t)
+        unfilled = wanted - have[me]
         parts = []
         for b, groups in kept:
             if groups:
@@ -172,11 +194,13 @@ class DynamicSampling:
             parts.append(filler)
         out = concat_batches(parts, trainer.processing_class.pad_token_id if hasattr(trainer.processing_class, "pad_token_id")
                              else trainer.processing_class.tokenizer.pad_token_id)
-        out["num_items_in_batch"] = loss_tokens(out)
+        # TRL's count is every process's loss tokens (its loss divides by it and by the process count)
+        tokens = loss_tokens(out)
+        out["num_items_in_batch"] = trainer.accelerator.gather(tokens).sum() if processes > 1 else tokens
         m = trainer._metrics["train"]
         m["dynamic_sampling/dropped_groups"].append(float(dropped))
-        m["dynamic_sampling/refilled_groups"].append(float(have - len(kept[0][1])))
-        m["dynamic_sampling/unfilled_groups"].append(float(unfilled))
+        m["dynamic_sampling/refilled_groups"].append(float(sum(have) - first))
+        m["dynamic_sampling/unfilled_groups"].append(float(wanted * processes - sum(have)))
         m["dynamic_sampling/extra_rounds"].append(float(rounds))
         m["dynamic_sampling/extra_completions"].append(float(extra))
         return out

@@ -1,4 +1,4 @@
-"""The generation batch both backends share: dynamic sampling fills it, the mismatch is read from it.
+"""The generation batch both backends share: dynamic sampling fills it, the mismatch is read from it, its rounds are logged.
 
 TRL's ``_generate_and_score_completions`` (and Unsloth's patched copy of it) builds each training
 batch. :func:`with_generation_hooks` puts :class:`GenerationHooks` first in a trainer's bases, so the
@@ -6,7 +6,9 @@ same two additions work whatever class a backend builds:
 
 * with ``dynamic_sampling=`` (a :class:`~grpo_core.train.dynamic_sampling.DynamicSampling`, handed to
   the constructor), groups whose rewards all tie are replaced from further prompts;
-* every training batch's sampler/trainer mismatch is logged (:func:`grpo_core.train.is_correction.record`).
+* every training batch's sampler/trainer mismatch is logged (:func:`grpo_core.train.is_correction.record`);
+* with ``rollout_log=`` (a :class:`~grpo_core.train.rollout_log.RolloutLog`), each generation round's
+  completions, rewards and advantages are appended to ``rollouts.jsonl``.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 
 from grpo_core.train import is_correction
 from grpo_core.train.dynamic_sampling import DynamicSampling
+from grpo_core.train.rollout_log import RolloutLog
 
 
 class GenerationHooks:
     """Put first in a trainer's bases: ``with_generation_hooks(cls)`` does."""
 
-    def __init__(self, *args: Any, dynamic_sampling: DynamicSampling | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, dynamic_sampling: DynamicSampling | None = None, rollout_log: RolloutLog | None = None,
+                 **kwargs: Any) -> None:
         self.dynamic_sampling = dynamic_sampling
+        self.rollout_log = rollout_log
         super().__init__(*args, **kwargs)
 
     def _calculate_rewards(self, *args, **kwargs):
@@ -34,7 +39,17 @@ class GenerationHooks:
         parent = super()._generate_and_score_completions
         if not self.model.training:
             return parent(inputs)
-        batch = self.dynamic_sampling.fill(self, inputs, parent) if self.dynamic_sampling is not None else parent(inputs)
+        rounds = 0
+
+        def scored(round_inputs):
+            nonlocal rounds
+            batch = parent(round_inputs)
+            if self.rollout_log is not None:  # every process holds the same number of rows in a round
+                self.rollout_log.append(self, len(round_inputs) * self.accelerator.num_processes, rounds)
+            rounds += 1
+            return batch
+
+        batch = self.dynamic_sampling.fill(self, inputs, scored) if self.dynamic_sampling is not None else scored(inputs)
         is_correction.record(self, batch)
         return batch
 

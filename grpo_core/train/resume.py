@@ -15,7 +15,7 @@ from grpo_core.errors import ConfigError
 from grpo_core.run_folder import read_run_json
 
 #: settings a resumed run may change: how long it runs, how often it saves, how it uses this machine
-MAY_CHANGE_ON_RESUME = ("max_steps", "save_steps", "save_total_limit", "threads", "profile", "trace_step")
+MAY_CHANGE_ON_RESUME = ("max_steps", "save_steps", "save_total_limit", "threads", "profile", "trace_step", "log_rollouts")
 
 
 def flat_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -50,3 +50,29 @@ def resumed_config(output_dir: str | Path, *, preset: str | None = None, config_
             f"(only {', '.join(MAY_CHANGE_ON_RESUME)} may change on resume), or start a new run in another --output-dir."
         )
     return dataclasses.replace(given, output_dir=str(out))
+
+
+class ResumesOnCpuProcesses:
+    """Put first in a trainer's bases: a run of several CPU processes resumes from its checkpoint.
+
+    In a distributed run transformers loads the optimizer's state onto ``args.device``, which on CPU is
+    ``cpu:RANK``, a location ``torch.load`` cannot restore ("don't know how to restore data location ...
+    (tagged with cpu:0)"; transformers 5.17, torch 2.13). The state is loaded onto the CPU instead."""
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        if checkpoint is None or self.args.world_size == 1 or self.args.device.type != "cpu":
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        import torch  # deferred: heavy (torch); the CLI imports this module before anything loads
+
+        original = torch.load
+
+        def load(*args, map_location=None, **kwargs):
+            if isinstance(map_location, torch.device) and map_location.type == "cpu":
+                map_location = "cpu"
+            return original(*args, map_location=map_location, **kwargs)
+
+        torch.load = load
+        try:
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        finally:
+            torch.load = original

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from grpo_core.config.settings import AUTO_FRACTION, RunConfig
 from grpo_core.config.trl_fields import grpo_defaults
-from grpo_core.errors import ConfigError, PreflightError
+from grpo_core.errors import PreflightError
 from grpo_core.evaluation.plan import EvalPlan
 from grpo_core.evaluation.report import write_report
 from grpo_core.kit.chat_templates import apply_template
@@ -35,7 +35,7 @@ from grpo_core.kit.datasets import check_dataset_options, content_hash, parse_da
 from grpo_core.plugins.lookup import get_dataset
 from grpo_core.rewards.engine import RewardEngine
 from grpo_core.rewards.selection import options_text
-from grpo_core.run_folder import RunInfo, is_run_folder, last_checkpoint, reward_records, write_adapter_card
+from grpo_core.run_folder import RunInfo, failure_summary, is_main_process, is_run_folder, last_checkpoint, reward_records, write_adapter_card
 from grpo_core.runtime.hardware import BUNDLED_MODEL, resolve_model
 from grpo_core.train import is_correction
 from grpo_core.train import preflight as checks
@@ -44,6 +44,9 @@ from grpo_core.train.backends import Backend, LoadedPolicy, choose_backend, igno
 from grpo_core.train.dynamic_sampling import DynamicSampling
 from grpo_core.train.generation_batch import with_generation_hooks
 from grpo_core.train.preflight import PreflightReport, prompt_lengths
+from grpo_core.train.processes import every_process
+from grpo_core.train.resume import ResumesOnCpuProcesses
+from grpo_core.train.rollout_log import RolloutLog
 from grpo_core.train.sft import run_sft
 from grpo_core.train.trainer_metrics import MetricSource, with_run_metrics
 from grpo_core.train.trl_glue import EngineRewardFuncs
@@ -111,8 +114,6 @@ def set_up(cfg: RunConfig, *, world_size: int, resume: bool, echo: Echo) -> RunS
     backend.prepare_process()  # before trl is imported
     for note in ignored_settings(cfg, backend, others(backend)):
         echo(note)
-    if cfg.dynamic_sampling and world_size > 1:
-        raise ConfigError(f"dynamic_sampling runs in a single process and this run has {world_size}; turn it off (--set dynamic_sampling=false).")
     if cfg.threads:
         import torch  # deferred: heavy (torch)
 
@@ -267,6 +268,7 @@ def probe(setup: RunSetup, model: Any, policy: LoadedPolicy, prepared: Prepared,
 def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config: Any, prepared: Prepared, engine: RewardEngine, *,
                   extra_callbacks: Iterable[Any] = (), metric_sources: Iterable[MetricSource] = ()) -> Training:
     """The backend's GRPO trainer with the run's callbacks, and the reward engine and step clock as metric sources."""
+    from transformers import set_seed  # deferred: heavy (transformers)
     from trl import GRPOConfig  # deferred: heavy (trl)
 
     from grpo_core.train.callbacks import GracefulStop, ProgressCallback, drop_default_printer  # deferred: transformers at its top
@@ -286,7 +288,12 @@ def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config
         callbacks.append(StepTracer(cfg.trace_step, setup.out_dir, echo=echo))
     lengths = longest_first_lengths(cfg, prepared.dataset, policy.tokenizer, setup.resume, echo)
     trainer_class = with_run_metrics(with_generation_hooks(backend.trainer_class(cfg, policy, first_round_lengths=lengths, echo=echo)))
+    trainer_class = type(trainer_class.__name__, (ResumesOnCpuProcesses, trainer_class), {"__module__": trainer_class.__module__})
     dynamic = DynamicSampling(cfg.dynamic_sampling_max_rounds, seed=cfg.seed) if cfg.dynamic_sampling else None
+    rollout_log = RolloutLog(setup.out_dir, enabled=is_main_process()) if cfg.log_rollouts else None
+    # TRL creates the LoRA adapter before the Trainer seeds anything: seed here, so that the adapter's initial
+    # weights depend on the seed alone, not on what drew random numbers before (which differs with the process count)
+    set_seed(cfg.seed)
     with backend.building_trainer(cfg, echo):
         trainer = trainer_class(
             model=model,
@@ -298,6 +305,7 @@ def build_trainer(setup: RunSetup, policy: LoadedPolicy, model: Any, peft_config
             callbacks=callbacks,
             metric_sources=[reward_funcs, clock, *metric_sources],
             dynamic_sampling=dynamic,
+            rollout_log=rollout_log,
         )
     backend.trainer_built(trainer, cfg, echo)
     echo(is_correction.describe(trainer, args))
@@ -321,8 +329,8 @@ def train(setup: RunSetup, training: Training, engine: RewardEngine, info: RunIn
             status = "interrupted"
     except KeyboardInterrupt:
         status = "aborted"
-    except Exception:
-        info.update(status="failed", global_step=training.trainer.state.global_step)
+    except Exception as exc:
+        info.update(status="failed", global_step=training.trainer.state.global_step, error=failure_summary(exc))
         raise
     finally:
         training.stop.uninstall()
@@ -335,6 +343,9 @@ def save(setup: RunSetup, training: Training, policy: LoadedPolicy, prepared: Pr
          status: str, started: float) -> Path:
     """The adapter, its card, run.json and the log history; always, since an interrupted run keeps what it learned."""
     trainer = training.trainer
+    totals = {k: vars(v) for k, v in engine.totals.items()}
+    # every process scored its own share of the completions; after an abort the processes are no longer in step
+    totals = [totals] if status == "aborted" else every_process(totals)
     adapter_dir = setup.out_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # every rank: sharded setups gather here; only the main process writes
     if info.enabled:
@@ -345,7 +356,7 @@ def save(setup: RunSetup, training: Training, policy: LoadedPolicy, prepared: Pr
         adapter_dir=str(adapter_dir),
         train_seconds=round(time.monotonic() - started, 1),
         warnings=_kept(info.data.get("warnings") if setup.resume else None, prepared.report.warnings + training.progress.warnings),
-        reward_totals=_added(info.data.get("reward_totals") if setup.resume else None, {k: vars(v) for k, v in engine.totals.items()}),
+        reward_totals=_added(info.data.get("reward_totals") if setup.resume else None, *totals),
         diagnosis=[vars(f) for f in training.progress.diagnosis.findings],
         reward_metrics=engine.reported_totals(),
     )
@@ -392,14 +403,17 @@ def _kept(recorded: list[str] | None, new: list[str]) -> list[str]:
     return out + [w for w in new if w not in out]
 
 
-def _added(recorded: dict[str, dict] | None, new: dict[str, dict]) -> dict[str, dict]:
-    """A resumed run's reward totals: the counts of every process of the run, added up per reward."""
+def _added(recorded: dict[str, dict] | None, *new: dict[str, dict]) -> dict[str, dict]:
+    """The run's reward totals: the counts of every process of the run (before a resume, and each of this
+    run's processes: each scores its own share of the completions), added up per reward."""
     out = {name: dict(stats) for name, stats in (recorded or {}).items()}
-    for name, stats in new.items():
-        old = out.get(name, {})
-        out[name] = {k: (old.get(k, 0) + v if isinstance(v, (int, float)) and not isinstance(v, bool) else (v if v is not None else old.get(k)))
-                     for k, v in stats.items()}
+    for totals in new:
+        for name, stats in totals.items():
+            old = out.get(name, {})
+            out[name] = {k: (old.get(k, 0) + v if isinstance(v, (int, float)) and not isinstance(v, bool) else (v if v is not None else old.get(k)))
+                         for k, v in stats.items()}
     return out
+
 
 
 def longest_first_lengths(cfg: RunConfig, dataset, tokenizer, resume: bool, echo: Echo) -> list[int] | None:

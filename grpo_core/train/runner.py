@@ -3,7 +3,10 @@
 Every way out of a started run leaves a final status in run.json: ``finished``, ``interrupted`` (Ctrl-C or
 SIGTERM: stopped after a step and saved), ``aborted`` (a second Ctrl-C: the adapter saved, no checkpoint),
 or ``failed`` with the error's summary. A run killed outright cannot write one; readers see its recorded
-process gone and call it ``died`` (:func:`grpo_core.run_folder.effective_status`).
+process gone and call it ``died`` (:func:`grpo_core.run_folder.effective_status`). In a run of several
+processes, one killed makes the others fail at their next collective operation: the main process
+records ``failed`` with that error (which names the process that saw it), or, when it was the one
+killed, readers call the run ``died``.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Callable
 
 from grpo_core.config.settings import RunConfig
 from grpo_core.errors import ConfigError
-from grpo_core.run_folder import LIVE_STATUSES, check_output_dir, effective_status, is_main_process, last_checkpoint, read_run_json
+from grpo_core.run_folder import LIVE_STATUSES, check_output_dir, effective_status, failure_summary, is_main_process, last_checkpoint, read_run_json
 from grpo_core.train import run_phases as phase
+from grpo_core.train.processes import every_process
 
 
 def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, overwrite: bool = False,
@@ -50,6 +54,10 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, overwrit
         phase.save(setup, training, policy, prepared, engine, info, status, started)
         phase.evaluate_after(evals, training, policy, info, status)
         phase.report(setup, info, training, evals, status, started)
+        if status == "interrupted":
+            # the processes leave together, once the main one has saved: torchrun stops every process of a
+            # run as soon as one exits with a failure status, and an interrupted run exits with 130
+            every_process(None)
     except KeyboardInterrupt:
         if info.data.get("status") in ("loading", "running"):
             info.update(status="interrupted", total_seconds=round(time.monotonic() - started, 1))
@@ -57,7 +65,7 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, overwrit
     except BaseException as exc:
         if info.data.get("status") not in ("loading", "running"):
             raise  # a phase that stops the run on purpose (the rollout probe) has written its own status
-        info.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500], total_seconds=round(time.monotonic() - started, 1))
+        info.update(status="failed", error=failure_summary(exc), total_seconds=round(time.monotonic() - started, 1))
         raise
     return info.data
 
@@ -70,7 +78,8 @@ def say_what_is_resumed(output_dir: str, echo: Callable[[str], None]) -> None:
                           "start again with --overwrite (or raise how often it saves: --set save_steps=N).")
     run = read_run_json(output_dir)
     status = effective_status(run)
-    if status in LIVE_STATUSES and run.get("pid") != os.getpid():
+    # the main process asks; the others would find the run it has begun to record (its own pid, alive)
+    if status in LIVE_STATUSES and run.get("pid") != os.getpid() and is_main_process():
         raise ConfigError(f"--resume: the run in {output_dir!r} is still {status} (process {run.get('pid')} on {run.get('host')}); "
                           "stop it first (Ctrl-C saves a checkpoint), then resume.")
     echo(f"resume: the run in {output_dir} is {status or 'unrecorded'} at step {run.get('global_step', '?')}; "

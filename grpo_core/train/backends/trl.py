@@ -5,6 +5,7 @@ else HF generate. The one backend that runs on CPU."""
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -153,6 +154,9 @@ class TrlBackend(Backend):
         if not cuda:
             # tiny CPU models: recomputing activations costs more than it saves
             overrides.update(use_cpu=True, bf16=False, fp16=False, gradient_checkpointing=False)
+            if cfg.grpo.get("fsdp") or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+                # accelerate 1.15 turns FSDP on only for GPU-type devices; on CPU it drops the plugin without a word
+                notes.append("fsdp: ignored on CPU (accelerate shards only on GPU-type devices); this run is plain data parallel")
         else:
             # on a GPU, TRL's default: activations are recomputed in the backward pass (a 3B model at the
             # reference settings would otherwise hold ~16 GiB more; measured in docs/benchmarks.md), unless
