@@ -20,7 +20,7 @@ from grpo_core.config.settings import RunConfig
 from grpo_core.errors import ConfigError
 from grpo_core.run_folder import LIVE_STATUSES, check_output_dir, effective_status, failure_summary, is_main_process, last_checkpoint, read_run_json
 from grpo_core.train import run_phases as phase
-from grpo_core.train.processes import every_process
+from grpo_core.train.processes import leave_together
 
 
 def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, overwrite: bool = False,
@@ -54,10 +54,8 @@ def run(cfg: RunConfig, *, dry_run: bool = False, resume: bool = False, overwrit
         phase.save(setup, training, policy, prepared, engine, info, status, started)
         phase.evaluate_after(evals, training, policy, info, status)
         phase.report(setup, info, training, evals, status, started)
-        if status == "interrupted":
-            # the processes leave together, once the main one has saved: torchrun stops every process of a
-            # run as soon as one exits with a failure status, and an interrupted run exits with 130
-            every_process(None)
+        if setup.world_size > 1:
+            leave_together()
     except KeyboardInterrupt:
         if info.data.get("status") in ("loading", "running"):
             info.update(status="interrupted", total_seconds=round(time.monotonic() - started, 1))
