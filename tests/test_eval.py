@@ -393,3 +393,9 @@ def test_eval_refuses_an_option_the_dataset_does_not_take(grpo_register, my_colu
     with pytest.raises(GrpoCoreError, match="colour"):
         run_eval(EvalRequest(dataset=f"jsonl:{my_columns}", model="x/y", dataset_options={"colour": "red"}), echo=lambda s: None,
                  engine_obj=ScriptedEngine())
+
+
+def test_the_builtin_arithmetic_dataset_refuses_any_option_by_name(grpo_register):
+    with pytest.raises(GrpoCoreError, match=r"dataset 'arithmetic' takes no option 'limt'; its options: none"):
+        run_eval(EvalRequest(dataset="arithmetic:test", model="x/y", dataset_options={"limt": "5"}), echo=lambda s: None,
+                 engine_obj=ScriptedEngine())
