@@ -69,12 +69,7 @@ class RewardSpec:
 
     def summary(self) -> dict:
         return {
-            "name": self.name,
-            "qualified_name": self.qualified_name,
-            "plugin": self.provenance.plugin,
-            "distribution": self.provenance.distribution,
-            "version": self.provenance.version,
-            "description": self.description,
+            **_identity(self),
             "requires": list(self.requires),
             "default_weight": self.default_weight,
             "timeout": self.timeout,
@@ -82,6 +77,18 @@ class RewardSpec:
             "async": self.is_async,
             "options": dict(self.options),
         }
+
+
+def _identity(registered: "RewardSpec | Entry") -> dict:
+    """What every listing says of a registered reward, verifier or dataset: its names, provenance and description."""
+    return {
+        "name": registered.name,
+        "qualified_name": registered.qualified_name,
+        "plugin": registered.provenance.plugin,
+        "distribution": registered.provenance.distribution,
+        "version": registered.provenance.version,
+        "description": registered.description,
+    }
 
 
 @dataclass
@@ -98,14 +105,7 @@ class Entry:
         return f"{self.provenance.plugin}/{self.name}"
 
     def summary(self) -> dict:
-        d = {
-            "name": self.name,
-            "qualified_name": self.qualified_name,
-            "plugin": self.provenance.plugin,
-            "distribution": self.provenance.distribution,
-            "version": self.provenance.version,
-            "description": self.description,
-        }
+        d = _identity(self)
         verifier = getattr(self.obj, "verifier", None)
         if isinstance(verifier, str):
             d["verifier"] = verifier
